@@ -1,0 +1,693 @@
+//! The YAML config: read into raw structs (unknown keys refused), then
+//! checked once into a typed [`Config`]. Every error names the key and line.
+//!
+//! Defaults live beside their fields in the raw structs; `config.example.yaml`
+//! documents every key and a unit test parses it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use zeroize::Zeroizing;
+
+/// Where the config is read from when neither `--config` nor
+/// `TEAMSYNC_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/teamsync/config.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}, line {line}: {key}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        line: u64,
+        problem: String,
+    },
+    #[error("config file {path}: {key}: {problem}")]
+    Missing {
+        path: PathBuf,
+        key: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub directory: DirectoryConfig,
+    pub sync: SyncConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `ldaps://`: TLS from the first byte.
+    Ldaps,
+    /// `ldap://`: upgraded with StartTLS before anything else is sent.
+    StartTls,
+    /// `ldap://` with `tls.plaintext: true`: nothing is encrypted.
+    Plaintext,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// The URL as configured, for ldap3 and for messages.
+    pub url: String,
+    pub host: String,
+    pub transport: Transport,
+    pub base_dn: String,
+    pub netbios_domain: Option<String>,
+    pub bind: BindConfig,
+    pub tls: TlsConfig,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct BindConfig {
+    pub dn: String,
+    pub password: PasswordSource,
+}
+
+/// Where the bind password is read from, at bind time, never earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub interval: Duration,
+    pub max_removals: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub level: String,
+}
+
+/// A password held in memory: redacted when printed, wiped when dropped.
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(Zeroizing::new(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read the bind password file {path}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the bind password file {path} is empty")]
+    EmptyFile { path: PathBuf },
+    #[error("environment variable {name} (directory.bind.password_env) is not set or empty")]
+    Env { name: String },
+}
+
+impl PasswordSource {
+    /// Reads the password. Errors name where it was looked for, never what it is.
+    pub fn read(&self) -> Result<Secret, SecretError> {
+        match self {
+            PasswordSource::File(path) => {
+                let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                    SecretError::File {
+                        path: path.clone(),
+                        source,
+                    }
+                })?);
+                // Files written by `echo` end in a newline that is not part of the password.
+                let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+                let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+                if trimmed.is_empty() {
+                    return Err(SecretError::EmptyFile { path: path.clone() });
+                }
+                Ok(Secret::new(trimmed.to_owned()))
+            }
+            PasswordSource::Env(name) => match std::env::var(name) {
+                Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+                _ => Err(SecretError::Env { name: name.clone() }),
+            },
+        }
+    }
+}
+
+// ---- raw structs: what the YAML may say, with defaults beside fields ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: RawStore,
+    directory: RawDirectory,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    logging: RawLogging,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Spanned<String>,
+    /// How long a write waits for another writer's lock.
+    #[serde(default)]
+    busy_timeout: Option<Spanned<String>>,
+}
+const DEFAULT_BUSY_TIMEOUT: &str = "5s";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    url: Spanned<String>,
+    base_dn: Spanned<String>,
+    #[serde(default)]
+    netbios_domain: Option<Spanned<String>>,
+    bind: Spanned<RawBind>,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    page_size: Option<Spanned<u32>>,
+}
+const DEFAULT_PAGE_SIZE: u32 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBind {
+    dn: Spanned<String>,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    password_env: Option<Spanned<String>>,
+    /// Permit a simple bind over a connection without TLS.
+    #[serde(default)]
+    allow_plaintext_password: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+    /// With `ldap://`: skip StartTLS and talk in plain text.
+    #[serde(default)]
+    plaintext: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    #[serde(default)]
+    connect: Option<Spanned<String>>,
+    #[serde(default)]
+    operation: Option<Spanned<String>>,
+}
+const DEFAULT_CONNECT_TIMEOUT: &str = "10s";
+const DEFAULT_OPERATION_TIMEOUT: &str = "60s";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    max_removals: Option<usize>,
+}
+const DEFAULT_INTERVAL: &str = "15m";
+const DEFAULT_MAX_REMOVALS: usize = 50;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    level: Option<Spanned<String>>,
+}
+const DEFAULT_LOG_LEVEL: &str = "info";
+
+// ---- loading and validation ----
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` only labels messages and resolves nothing.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|err| {
+                let key = err.path().to_string();
+                let inner = err.into_inner();
+                <serde_saphyr::Error as serde::de::Error>::custom(if key == "." {
+                    inner.to_string()
+                } else {
+                    format!("{key}: {inner}")
+                })
+            })
+        })
+        .map_err(|err| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        Checker { path }.check(raw)
+    }
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn invalid<T>(
+        &self,
+        key: &'static str,
+        at: &Spanned<T>,
+        problem: impl Into<String>,
+    ) -> ConfigError {
+        self.invalid_at(key, at.referenced.line(), problem)
+    }
+
+    fn invalid_at(&self, key: &'static str, line: u64, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key,
+            line,
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let Some(value) = value else {
+            // Defaults are constants above; a test proves they parse.
+            return Ok(humantime::parse_duration(default).unwrap_or(Duration::from_secs(60)));
+        };
+        let parsed = humantime::parse_duration(value.value.trim()).map_err(|err| {
+            self.invalid(
+                key,
+                value,
+                format!("`{}` is not a duration ({err}); write e.g. 30s, 15m, 1h", value.value),
+            )
+        })?;
+        if parsed.is_zero() {
+            return Err(self.invalid(key, value, "must be longer than zero"));
+        }
+        Ok(parsed)
+    }
+
+    fn non_empty(&self, key: &'static str, value: &Spanned<String>) -> Result<String, ConfigError> {
+        let trimmed = value.value.trim();
+        if trimmed.is_empty() {
+            return Err(self.invalid(key, value, "must not be empty"));
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    fn check(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let store = StoreConfig {
+            path: PathBuf::from(self.non_empty("store.path", &raw.store.path)?),
+            busy_timeout: self.duration(
+                "store.busy_timeout",
+                &raw.store.busy_timeout,
+                DEFAULT_BUSY_TIMEOUT,
+            )?,
+        };
+        let directory = self.directory(raw.directory)?;
+        let sync = SyncConfig {
+            interval: self.duration("sync.interval", &raw.sync.interval, DEFAULT_INTERVAL)?,
+            max_removals: raw.sync.max_removals.unwrap_or(DEFAULT_MAX_REMOVALS),
+        };
+        let level = match &raw.logging.level {
+            Some(level) => {
+                let text = self.non_empty("logging.level", level)?;
+                if tracing_subscriber::EnvFilter::try_new(&text).is_err() {
+                    return Err(self.invalid(
+                        "logging.level",
+                        level,
+                        format!("`{text}` is not a level: use error, warn, info, debug or trace"),
+                    ));
+                }
+                text
+            }
+            None => DEFAULT_LOG_LEVEL.to_owned(),
+        };
+        Ok(Config {
+            path: self.path.to_owned(),
+            store,
+            directory,
+            sync,
+            logging: LoggingConfig { level },
+        })
+    }
+
+    fn directory(&self, raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
+        let url_text = self.non_empty("directory.url", &raw.url)?;
+        let url = url::Url::parse(&url_text).map_err(|err| {
+            self.invalid(
+                "directory.url",
+                &raw.url,
+                format!("`{url_text}` is not a URL ({err}); write e.g. ldaps://dc1.corp.example.com"),
+            )
+        })?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if host.is_empty() {
+            return Err(self.invalid("directory.url", &raw.url, "names no host"));
+        }
+        if !(url.path().is_empty() || url.path() == "/") || url.query().is_some() {
+            return Err(self.invalid(
+                "directory.url",
+                &raw.url,
+                "must be scheme://host[:port] only; put the base DN in directory.base_dn",
+            ));
+        }
+        let plaintext = raw.tls.plaintext.as_ref().is_some_and(|p| p.value);
+        // Where to point when the plaintext opt-in is at fault.
+        let plaintext_line = raw
+            .tls
+            .plaintext
+            .as_ref()
+            .map_or(raw.url.referenced.line(), |p| p.referenced.line());
+        let transport = match (url.scheme(), plaintext) {
+            ("ldaps", false) => Transport::Ldaps,
+            ("ldap", false) => Transport::StartTls,
+            ("ldap", true) => Transport::Plaintext,
+            ("ldaps", true) => {
+                return Err(self.invalid_at(
+                    "directory.tls.plaintext",
+                    plaintext_line,
+                    "cannot be true with an ldaps:// URL",
+                ));
+            }
+            (scheme, _) => {
+                return Err(self.invalid(
+                    "directory.url",
+                    &raw.url,
+                    format!("scheme `{scheme}` is not supported: use ldaps:// or ldap:// (StartTLS)"),
+                ));
+            }
+        };
+
+        let base_dn = self.non_empty("directory.base_dn", &raw.base_dn)?;
+        if !base_dn.contains('=') {
+            return Err(self.invalid(
+                "directory.base_dn",
+                &raw.base_dn,
+                format!("`{base_dn}` is not a DN; write e.g. DC=corp,DC=example,DC=com"),
+            ));
+        }
+
+        let netbios_domain = match &raw.netbios_domain {
+            Some(name) => {
+                let text = self.non_empty("directory.netbios_domain", name)?;
+                if text.chars().count() > 15 || text.contains(['\\', '.', ' ']) {
+                    return Err(self.invalid(
+                        "directory.netbios_domain",
+                        name,
+                        "a NetBIOS domain name is at most 15 characters, without dots, spaces or backslashes",
+                    ));
+                }
+                Some(text)
+            }
+            None => None,
+        };
+
+        let bind_at = &raw.bind;
+        let bind = &raw.bind.value;
+        let dn = self.non_empty("directory.bind.dn", &bind.dn)?;
+        let password = match (&bind.password_file, &bind.password_env) {
+            (Some(file), None) => {
+                PasswordSource::File(PathBuf::from(self.non_empty("directory.bind.password_file", file)?))
+            }
+            (None, Some(env)) => {
+                let name = self.non_empty("directory.bind.password_env", env)?;
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(self.invalid(
+                        "directory.bind.password_env",
+                        env,
+                        format!("`{name}` is not an environment variable name"),
+                    ));
+                }
+                PasswordSource::Env(name)
+            }
+            (Some(_), Some(env)) => {
+                return Err(self.invalid(
+                    "directory.bind.password_env",
+                    env,
+                    "set either password_file or password_env, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    "directory.bind",
+                    bind_at,
+                    "needs password_file (or password_env) for the bind password",
+                ));
+            }
+        };
+        if transport == Transport::Plaintext && !bind.allow_plaintext_password {
+            return Err(self.invalid_at(
+                "directory.tls.plaintext",
+                plaintext_line,
+                "a simple bind would send the password in clear text; use ldaps:// or StartTLS, \
+                 or set directory.bind.allow_plaintext_password: true to accept that risk",
+            ));
+        }
+
+        let ca_file = match &raw.tls.ca_file {
+            Some(file) => Some(PathBuf::from(self.non_empty("directory.tls.ca_file", file)?)),
+            None => None,
+        };
+
+        let page_size = match &raw.page_size {
+            Some(size) if size.value == 0 => {
+                return Err(self.invalid("directory.page_size", size, "must be at least 1"));
+            }
+            Some(size) => size.value,
+            None => DEFAULT_PAGE_SIZE,
+        };
+
+        Ok(DirectoryConfig {
+            url: url_text,
+            host,
+            transport,
+            base_dn,
+            netbios_domain,
+            bind: BindConfig { dn, password },
+            tls: TlsConfig {
+                ca_file,
+                insecure_skip_verify: raw.tls.insecure_skip_verify,
+            },
+            connect_timeout: self.duration(
+                "directory.timeouts.connect",
+                &raw.timeouts.connect,
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            operation_timeout: self.duration(
+                "directory.timeouts.operation",
+                &raw.timeouts.operation,
+                DEFAULT_OPERATION_TIMEOUT,
+            )?,
+            page_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "\
+store:
+  path: /tmp/accounts.db
+directory:
+  url: ldaps://dc1.corp.example.com
+  base_dn: DC=corp,DC=example,DC=com
+  bind:
+    dn: svc-teamsync@corp.example.com
+    password_file: /etc/teamsync/bind-password
+";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.yaml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../config.example.yaml");
+        let config = parse(text).unwrap();
+        assert_eq!(config.directory.transport, Transport::Ldaps);
+        assert_eq!(config.sync.max_removals, 50);
+        assert_eq!(config.sync.interval, Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.store.busy_timeout, Duration::from_secs(5));
+        assert_eq!(config.directory.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.directory.operation_timeout, Duration::from_secs(60));
+        assert_eq!(config.directory.page_size, 500);
+        assert_eq!(config.sync.interval, Duration::from_secs(900));
+        assert_eq!(config.sync.max_removals, 50);
+        assert_eq!(config.logging.level, "info");
+        assert!(!config.directory.tls.insecure_skip_verify);
+        assert_eq!(
+            config.directory.bind.password,
+            PasswordSource::File("/etc/teamsync/bind-password".into())
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = MINIMAL.replace("    dn:", "    passwrd: x\n    dn:");
+        let message = error(&text);
+        assert!(message.contains("passwrd"), "{message}");
+        assert!(message.contains("line 7"), "{message}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_key_and_line() {
+        let text = format!("{MINIMAL}sync:\n  max_removals: lots\n");
+        let message = error(&text);
+        assert!(message.contains("sync.max_removals"), "{message}");
+        assert!(message.contains("line 10"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_required_key_is_named() {
+        let text = MINIMAL.replace("  base_dn: DC=corp,DC=example,DC=com\n", "");
+        let message = error(&text);
+        assert!(message.contains("base_dn"), "{message}");
+        assert!(message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_key_line_and_fix() {
+        let message = error(&MINIMAL.replace("ldaps://dc1", "http://dc1"));
+        assert!(message.contains("directory.url"), "{message}");
+        assert!(message.contains("line 4"), "{message}");
+        assert!(message.contains("ldaps://"), "{message}");
+
+        let message = error(&format!("{MINIMAL}sync:\n  interval: soon\n"));
+        assert!(message.contains("sync.interval"), "{message}");
+        assert!(message.contains("line 10"), "{message}");
+    }
+
+    #[test]
+    fn ldap_urls_mean_starttls_and_plaintext_needs_two_opt_ins() {
+        let starttls = parse(&MINIMAL.replace("ldaps://", "ldap://")).unwrap();
+        assert_eq!(starttls.directory.transport, Transport::StartTls);
+
+        let plaintext = MINIMAL.replace("ldaps://", "ldap://") + "  tls:\n    plaintext: true\n";
+        let message = error(&plaintext);
+        assert!(message.contains("allow_plaintext_password"), "{message}");
+
+        let opted_in = plaintext.replace(
+            "    dn: svc",
+            "    allow_plaintext_password: true\n    dn: svc",
+        );
+        assert_eq!(parse(&opted_in).unwrap().directory.transport, Transport::Plaintext);
+    }
+
+    #[test]
+    fn exactly_one_password_source_is_required() {
+        let none = MINIMAL.replace("    password_file: /etc/teamsync/bind-password\n", "");
+        assert!(error(&none).contains("password_file"));
+        let both = format!("{MINIMAL}    password_env: BIND_PW\n");
+        assert!(error(&both).contains("not both"));
+    }
+
+    #[test]
+    fn defaults_are_valid_durations() {
+        for text in [
+            DEFAULT_BUSY_TIMEOUT,
+            DEFAULT_CONNECT_TIMEOUT,
+            DEFAULT_OPERATION_TIMEOUT,
+            DEFAULT_INTERVAL,
+        ] {
+            assert!(humantime::parse_duration(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_file_newlines_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret-value\n").unwrap();
+        let secret = PasswordSource::File(path.clone()).read().unwrap();
+        assert_eq!(secret.expose(), "s3cret-value");
+        assert!(!format!("{secret:?}").contains("s3cret"));
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(
+            PasswordSource::File(path).read(),
+            Err(SecretError::EmptyFile { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_loads_without_panic(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn any_value_of_a_known_key_loads_without_panic(value in "\\PC{0,40}") {
+            let text = MINIMAL.replace("ldaps://dc1.corp.example.com", &value);
+            let _ = parse(&text);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! What a pass reads before it asks the directory, and the one transaction
+//! in which it writes what it decided.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use rusqlite::{Transaction, TransactionBehavior, params};
+
+use super::{Result, Store, StoreError, now};
+use crate::model::{AccountName, Action, Change, Identity, LinkedGroup, Sid, TeamName};
+
+/// One external login as the store has it.
+#[derive(Debug, Clone)]
+pub struct SyncSnapshotLogin {
+    pub login_id: i64,
+    pub identity: Identity,
+    /// Set once the login was first found: from then on it is looked up by SID.
+    pub pinned: Option<Sid>,
+    pub dn: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Everything a pass needs from the store, read in one go.
+#[derive(Debug, Clone, Default)]
+pub struct SyncSnapshot {
+    pub accounts: Vec<(AccountName, Vec<SyncSnapshotLogin>)>,
+    pub links: Vec<LinkedGroup>,
+    /// Directory-sourced memberships only.
+    pub current: BTreeSet<(AccountName, TeamName)>,
+}
+
+/// What a pass learned about a login that is worth keeping: its SID (the
+/// pin) and where and under what name it was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPin {
+    pub login_id: i64,
+    pub sid: Sid,
+    pub dn: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Applied; every login was read.
+    Success,
+    /// Applied; some accounts were held because a login could not be read.
+    Partial,
+    /// Nothing applied: the removal guard refused the plan.
+    Refused,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Success => "success",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Refused => "refused",
+        }
+    }
+}
+
+/// The sync-run row of one pass.
+#[derive(Debug, Clone)]
+pub struct PassRecord {
+    pub started_at: SystemTime,
+    pub outcome: RunOutcome,
+    pub added: usize,
+    pub removed: usize,
+    pub failed_logins: usize,
+    pub detail: Option<String>,
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Sql {
+        action: "reading a stored value",
+        source: rusqlite::Error::InvalidColumnType(0, what, rusqlite::types::Type::Text),
+    }
+}
+
+impl Store {
+    pub fn sync_snapshot(&self) -> Result<SyncSnapshot> {
+        let mut snapshot = SyncSnapshot::default();
+
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.name, l.id, l.identity, l.object_sid, l.dn, l.label
+                 FROM accounts a LEFT JOIN external_logins l ON l.account_id = a.id
+                 ORDER BY a.name, l.id",
+            )
+            .map_err(StoreError::sql("reading logins"))?;
+        let mut rows = stmt.query([]).map_err(StoreError::sql("reading logins"))?;
+        while let Some(row) = rows.next().map_err(StoreError::sql("reading logins"))? {
+            let name: String = row.get(0).map_err(StoreError::sql("reading logins"))?;
+            let account = AccountName::new(&name)
+                .map_err(|err| corrupt(format!("account name {name:?}: {err}")))?;
+            if snapshot.accounts.last().is_none_or(|(last, _)| *last != account) {
+                snapshot.accounts.push((account, Vec::new()));
+            }
+            let login_id: Option<i64> = row.get(1).map_err(StoreError::sql("reading logins"))?;
+            let Some(login_id) = login_id else { continue };
+            let identity_text: String = row.get(2).map_err(StoreError::sql("reading logins"))?;
+            let identity = Identity::parse(&identity_text)
+                .map_err(|err| corrupt(format!("login {identity_text:?}: {err}")))?;
+            let pinned_text: Option<String> =
+                row.get(3).map_err(StoreError::sql("reading logins"))?;
+            let pinned = pinned_text
+                .map(|text| {
+                    text.parse::<Sid>()
+                        .map_err(|err| corrupt(format!("pinned SID {text:?}: {err}")))
+                })
+                .transpose()?;
+            let login = SyncSnapshotLogin {
+                login_id,
+                identity,
+                pinned,
+                dn: row.get(4).map_err(StoreError::sql("reading logins"))?,
+                label: row.get(5).map_err(StoreError::sql("reading logins"))?,
+            };
+            if let Some((_, logins)) = snapshot.accounts.last_mut() {
+                logins.push(login);
+            }
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.name, g.group_sid, g.group_label FROM team_groups g
+                 JOIN teams t ON t.id = g.team_id ORDER BY t.name, g.group_label",
+            )
+            .map_err(StoreError::sql("reading team links"))?;
+        let links: Vec<(String, String, String)> = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(StoreError::sql("reading team links"))?;
+        for (team, sid, label) in links {
+            snapshot.links.push(LinkedGroup {
+                team: TeamName::new(&team)
+                    .map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
+                group: sid
+                    .parse()
+                    .map_err(|err| corrupt(format!("group SID {sid:?}: {err}")))?,
+                label,
+            });
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.name, t.name FROM memberships m
+                 JOIN accounts a ON a.id = m.account_id JOIN teams t ON t.id = m.team_id
+                 WHERE m.source = 'directory'",
+            )
+            .map_err(StoreError::sql("reading memberships"))?;
+        let pairs: Vec<(String, String)> = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(StoreError::sql("reading memberships"))?;
+        for (account, team) in pairs {
+            snapshot.current.insert((
+                AccountName::new(&account)
+                    .map_err(|err| corrupt(format!("account name {account:?}: {err}")))?,
+                TeamName::new(&team).map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    /// Writes a whole pass in one `BEGIN IMMEDIATE` transaction: the
+    /// membership changes, their change rows, the login pins and the run row.
+    /// Either all of it lands or none of it.
+    pub fn apply_pass(
+        &mut self,
+        record: &PassRecord,
+        changes: &[Change],
+        pins: &[LoginPin],
+    ) -> Result<i64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sql("starting the pass transaction"))?;
+        let run_id = insert_run(&tx, record)?;
+        let at = now();
+        for change in changes {
+            apply_change(&tx, change, &at)?;
+            tx.execute(
+                "INSERT INTO sync_changes (run_id, at, account, team, action, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run_id,
+                    at,
+                    change.account.as_str(),
+                    change.team.as_str(),
+                    change.action.as_str(),
+                    change.reason
+                ],
+            )
+            .map_err(StoreError::sql("recording a change"))?;
+        }
+        for pin in pins {
+            tx.execute(
+                "UPDATE external_logins SET object_sid = ?1, dn = ?2, label = ?3, resolved_at = ?4
+                 WHERE id = ?5",
+                params![pin.sid.to_string(), pin.dn, pin.label, at, pin.login_id],
+            )
+            .map_err(StoreError::sql("pinning a login"))?;
+        }
+        tx.commit()
+            .map_err(StoreError::sql("committing the pass"))?;
+        Ok(run_id)
+    }
+
+    /// Records a pass that applied nothing (the removal guard refused it).
+    pub fn record_run(&mut self, record: &PassRecord) -> Result<i64> {
+        self.apply_pass(record, &[], &[])
+    }
+}
+
+fn insert_run(tx: &Transaction<'_>, record: &PassRecord) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO sync_runs (started_at, finished_at, outcome, added, removed, failed_logins, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            humantime::format_rfc3339_seconds(record.started_at).to_string(),
+            now(),
+            record.outcome.as_str(),
+            record.added as i64,
+            record.removed as i64,
+            record.failed_logins as i64,
+            record.detail
+        ],
+    )
+    .map_err(StoreError::sql("recording the pass"))?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Applies one directory-sourced change. The plan was made from a snapshot;
+/// an account or team deleted since then simply has nothing to change.
+fn apply_change(tx: &Transaction<'_>, change: &Change, at: &str) -> Result<()> {
+    match change.action {
+        Action::Add => tx.execute(
+            "INSERT OR IGNORE INTO memberships (team_id, account_id, source, reason, added_at)
+             SELECT t.id, a.id, 'directory', ?3, ?4 FROM teams t, accounts a
+             WHERE t.name = ?1 AND a.name = ?2",
+            params![change.team.as_str(), change.account.as_str(), change.reason, at],
+        ),
+        Action::Remove => tx.execute(
+            "DELETE FROM memberships WHERE source = 'directory'
+             AND team_id = (SELECT id FROM teams WHERE name = ?1)
+             AND account_id = (SELECT id FROM accounts WHERE name = ?2)",
+            params![change.team.as_str(), change.account.as_str()],
+        ),
+    }
+    .map_err(StoreError::sql("applying a membership change"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    fn change(account: &str, team: &str, action: Action) -> Change {
+        Change {
+            account: AccountName::new(account).unwrap(),
+            team: TeamName::new(team).unwrap(),
+            action,
+            reason: "test".into(),
+        }
+    }
+
+    fn record(outcome: RunOutcome) -> PassRecord {
+        PassRecord {
+            started_at: SystemTime::now(),
+            outcome,
+            added: 0,
+            removed: 0,
+            failed_logins: 0,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_pass_changes_directory_rows_only_and_records_itself() {
+        let (_dir, mut store) = temp_store();
+        let bot = AccountName::new("bot").unwrap();
+        let ops = TeamName::new("ops").unwrap();
+        store.create_account(&bot, None).unwrap();
+        store.create_team(&ops).unwrap();
+        store.add_manual_member(&ops, &bot).unwrap();
+
+        store
+            .apply_pass(&record(RunOutcome::Success), &[change("bot", "ops", Action::Add)], &[])
+            .unwrap();
+        let snapshot = store.sync_snapshot().unwrap();
+        assert_eq!(snapshot.current.len(), 1);
+        assert_eq!(store.team_members(&ops).unwrap().len(), 2);
+
+        store
+            .apply_pass(&record(RunOutcome::Success), &[change("bot", "ops", Action::Remove)], &[])
+            .unwrap();
+        let members = store.team_members(&ops).unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].source, "manual");
+        let runs: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM sync_runs", [], |r| r.get(0))
+            .unwrap();
+        let changes: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM sync_changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((runs, changes), (2, 2));
+    }
+
+    #[test]
+    fn pins_are_stored_and_read_back() {
+        let (_dir, mut store) = temp_store();
+        let bot = AccountName::new("bot").unwrap();
+        store.create_account(&bot, None).unwrap();
+        store.add_login(&bot, &Identity::parse("CORP\\svc").unwrap()).unwrap();
+        let login_id = store.sync_snapshot().unwrap().accounts[0].1[0].login_id;
+        let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
+        store
+            .apply_pass(
+                &record(RunOutcome::Success),
+                &[],
+                &[LoginPin {
+                    login_id,
+                    sid: sid.clone(),
+                    dn: "CN=svc,DC=corp".into(),
+                    label: "CORP\\svc".into(),
+                }],
+            )
+            .unwrap();
+        let snapshot = store.sync_snapshot().unwrap();
+        assert_eq!(snapshot.accounts[0].1[0].pinned, Some(sid));
+    }
+}
