@@ -41,9 +41,8 @@ pub fn hash(key: &str) -> String {
 
 /// Whether text has the shape of a key; anything else cannot be valid.
 pub fn looks_like_key(text: &str) -> bool {
-    text.strip_prefix(PREFIX).is_some_and(|rest| {
-        rest.len() == KEY_CHARS && rest.bytes().all(|b| ALPHABET.contains(&b))
-    })
+    text.strip_prefix(PREFIX)
+        .is_some_and(|rest| rest.len() == KEY_CHARS && rest.bytes().all(|b| ALPHABET.contains(&b)))
 }
 
 #[cfg(test)]

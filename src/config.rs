@@ -336,7 +336,10 @@ impl Checker<'_> {
             self.invalid(
                 key,
                 value,
-                format!("`{}` is not a duration ({err}); write e.g. 30s, 15m, 1h", value.value),
+                format!(
+                    "`{}` is not a duration ({err}); write e.g. 30s, 15m, 1h",
+                    value.value
+                ),
             )
         })?;
         if parsed.is_zero() {
@@ -396,7 +399,9 @@ impl Checker<'_> {
             self.invalid(
                 "directory.url",
                 &raw.url,
-                format!("`{url_text}` is not a URL ({err}); write e.g. ldaps://dc1.corp.example.com"),
+                format!(
+                    "`{url_text}` is not a URL ({err}); write e.g. ldaps://dc1.corp.example.com"
+                ),
             )
         })?;
         let host = url.host_str().unwrap_or_default().to_owned();
@@ -432,7 +437,9 @@ impl Checker<'_> {
                 return Err(self.invalid(
                     "directory.url",
                     &raw.url,
-                    format!("scheme `{scheme}` is not supported: use ldaps:// or ldap:// (StartTLS)"),
+                    format!(
+                        "scheme `{scheme}` is not supported: use ldaps:// or ldap:// (StartTLS)"
+                    ),
                 ));
             }
         };
@@ -465,9 +472,9 @@ impl Checker<'_> {
         let bind = &raw.bind.value;
         let dn = self.non_empty("directory.bind.dn", &bind.dn)?;
         let password = match (&bind.password_file, &bind.password_env) {
-            (Some(file), None) => {
-                PasswordSource::File(PathBuf::from(self.non_empty("directory.bind.password_file", file)?))
-            }
+            (Some(file), None) => PasswordSource::File(PathBuf::from(
+                self.non_empty("directory.bind.password_file", file)?,
+            )),
             (None, Some(env)) => {
                 let name = self.non_empty("directory.bind.password_env", env)?;
                 if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -504,7 +511,9 @@ impl Checker<'_> {
         }
 
         let ca_file = match &raw.tls.ca_file {
-            Some(file) => Some(PathBuf::from(self.non_empty("directory.tls.ca_file", file)?)),
+            Some(file) => Some(PathBuf::from(
+                self.non_empty("directory.tls.ca_file", file)?,
+            )),
             None => None,
         };
 
@@ -640,7 +649,10 @@ directory:
             "    dn: svc",
             "    allow_plaintext_password: true\n    dn: svc",
         );
-        assert_eq!(parse(&opted_in).unwrap().directory.transport, Transport::Plaintext);
+        assert_eq!(
+            parse(&opted_in).unwrap().directory.transport,
+            Transport::Plaintext
+        );
     }
 
     #[test]

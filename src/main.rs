@@ -1,1 +1,55 @@
-fn main() {}
+//! The teamsync binary: parse arguments, start logging, load the config,
+//! run one command, turn the result into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use teamsync::cli::Cli;
+use teamsync::config::Config;
+use teamsync::{commands, exit};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(err) => {
+            init_logging("info");
+            return fail(anyhow::Error::new(err));
+        }
+    };
+    init_logging(&config.logging.level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(anyhow::Error::new(err).context("starting the async runtime")),
+    };
+    match runtime.block_on(commands::run(cli, config)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => fail(err),
+    }
+}
+
+/// Prints the error once, with its causes, and picks the exit code.
+fn fail(err: anyhow::Error) -> ExitCode {
+    eprintln!("teamsync: error: {err:#}");
+    ExitCode::from(exit::code_for(&err))
+}
+
+/// Logs go to stderr. RUST_LOG wins over logging.level; under systemd
+/// (JOURNAL_STREAM set) lines carry no colour and no timestamp of their own.
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if under_journal {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}

@@ -16,9 +16,7 @@ pub struct GuidLengthError(pub usize);
 
 impl Guid {
     pub fn from_bytes(bytes: &[u8]) -> Result<Guid, GuidLengthError> {
-        let array: [u8; 16] = bytes
-            .try_into()
-            .map_err(|_| GuidLengthError(bytes.len()))?;
+        let array: [u8; 16] = bytes.try_into().map_err(|_| GuidLengthError(bytes.len()))?;
         Ok(Guid(array))
     }
 

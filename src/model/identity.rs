@@ -25,7 +25,10 @@ pub enum GroupRef {
     /// A distinguished name such as `CN=Deployers,OU=Groups,DC=corp,DC=example,DC=com`.
     Dn(String),
     /// `NETBIOS\name`
-    DownLevel { domain: String, name: String },
+    DownLevel {
+        domain: String,
+        name: String,
+    },
     /// A plain sAMAccountName.
     Name(String),
     Sid(Sid),
@@ -72,7 +75,10 @@ fn split_down_level(text: &str) -> Option<Result<(String, String), IdentityError
             return Err(invalid(text, "a NetBIOS domain has at most 15 characters"));
         }
         if domain.contains(|c: char| c.is_whitespace() || "/\\:*?\"<>|.".contains(c)) {
-            return Err(invalid(text, "the NetBIOS domain holds a character it cannot"));
+            return Err(invalid(
+                text,
+                "the NetBIOS domain holds a character it cannot",
+            ));
         }
         if name.is_empty() {
             return Err(invalid(text, "the account name after `\\` is empty"));
@@ -86,8 +92,12 @@ fn looks_like_sid(text: &str) -> bool {
 }
 
 fn parse_sid(text: &str) -> Result<Sid, IdentityError> {
-    text.parse::<Sid>()
-        .map_err(|_| invalid(text, "looks like a SID but is not one (expected S-1-5-21-...)"))
+    text.parse::<Sid>().map_err(|_| {
+        invalid(
+            text,
+            "looks like a SID but is not one (expected S-1-5-21-...)",
+        )
+    })
 }
 
 fn is_dns_domain(domain: &str) -> bool {

@@ -10,6 +10,7 @@ pub use guid::{Guid, GuidLengthError};
 pub use identity::{GroupRef, Identity, IdentityError};
 pub use names::{AccountName, NameError, TeamName};
 pub use resolution::{
-    AccountInput, Action, Change, DirectoryGroup, FoundAccount, LinkedGroup, LoginOutcome, ResolvedLogin, Source,
+    AccountInput, Action, Change, DirectoryGroup, FoundAccount, LinkedGroup, LoginOutcome,
+    ResolvedLogin, Source,
 };
 pub use sid::{Sid, SidError};

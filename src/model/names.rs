@@ -90,15 +90,27 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_names() {
-        assert_eq!(AccountName::new("deploy-bot").unwrap().as_str(), "deploy-bot");
-        assert_eq!(TeamName::new("Release managers").unwrap().as_str(), "Release managers");
+        assert_eq!(
+            AccountName::new("deploy-bot").unwrap().as_str(),
+            "deploy-bot"
+        );
+        assert_eq!(
+            TeamName::new("Release managers").unwrap().as_str(),
+            "Release managers"
+        );
     }
 
     #[test]
     fn refuses_empty_padded_long_and_control_names() {
         assert!(matches!(AccountName::new(""), Err(NameError::Empty { .. })));
-        assert!(matches!(TeamName::new(" ops"), Err(NameError::Padded { .. })));
-        assert!(matches!(TeamName::new("a\nb"), Err(NameError::ControlCharacter { .. })));
+        assert!(matches!(
+            TeamName::new(" ops"),
+            Err(NameError::Padded { .. })
+        ));
+        assert!(matches!(
+            TeamName::new("a\nb"),
+            Err(NameError::ControlCharacter { .. })
+        ));
         assert!(matches!(
             AccountName::new(&"x".repeat(129)),
             Err(NameError::TooLong { .. })

@@ -126,7 +126,9 @@ impl Store {
             .map_err(StoreError::sql("reading an account's teams"))?;
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM api_keys WHERE account_id = ?1 AND revoked_at IS NULL ORDER BY id")
+            .prepare(
+                "SELECT id FROM api_keys WHERE account_id = ?1 AND revoked_at IS NULL ORDER BY id",
+            )
             .map_err(StoreError::sql("reading an account's keys"))?;
         let api_key_ids = stmt
             .query_map([id], |row| row.get(0))
@@ -241,7 +243,9 @@ mod tests {
     #[test]
     fn accounts_are_unique_case_insensitively() {
         let (_dir, store) = temp_store();
-        store.create_account(&name("deploy-bot"), Some("Deploy bot")).unwrap();
+        store
+            .create_account(&name("deploy-bot"), Some("Deploy bot"))
+            .unwrap();
         assert!(matches!(
             store.create_account(&name("Deploy-Bot"), None),
             Err(StoreError::AccountExists(_))
@@ -266,7 +270,10 @@ mod tests {
         let detail = store.account_detail(&name("bot")).unwrap();
         assert_eq!(detail.logins.len(), 2);
         assert_eq!(detail.logins[0].object_sid, None);
-        assert_eq!(detail.logins[1].object_sid.as_deref(), Some("S-1-5-21-1-2-3-1105"));
+        assert_eq!(
+            detail.logins[1].object_sid.as_deref(),
+            Some("S-1-5-21-1-2-3-1105")
+        );
         store.remove_login(&name("bot"), &by_name).unwrap();
         assert!(matches!(
             store.remove_login(&name("bot"), &by_name),

@@ -93,7 +93,15 @@ impl Store {
                 "SELECT k.id, a.id, a.name, a.disabled, k.revoked_at FROM api_keys k
                  JOIN accounts a ON a.id = k.account_id WHERE k.key_sha256 = ?1",
                 [key_sha256],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
             )
             .optional()
             .map_err(StoreError::sql("looking up an API key"))?;

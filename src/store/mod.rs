@@ -35,13 +35,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the store {path} has schema version {found}; this teamsync knows up to {supported}: upgrade teamsync")]
+    #[error(
+        "the store {path} has schema version {found}; this teamsync knows up to {supported}: upgrade teamsync"
+    )]
     NewerSchema {
         path: PathBuf,
         found: i64,
         supported: i64,
     },
-    #[error("the store is busy: another process held its write lock for longer than store.busy_timeout")]
+    #[error(
+        "the store is busy: another process held its write lock for longer than store.busy_timeout"
+    )]
     Busy {
         #[source]
         source: rusqlite::Error,

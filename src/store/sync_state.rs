@@ -94,7 +94,11 @@ impl Store {
             let name: String = row.get(0).map_err(StoreError::sql("reading logins"))?;
             let account = AccountName::new(&name)
                 .map_err(|err| corrupt(format!("account name {name:?}: {err}")))?;
-            if snapshot.accounts.last().is_none_or(|(last, _)| *last != account) {
+            if snapshot
+                .accounts
+                .last()
+                .is_none_or(|(last, _)| *last != account)
+            {
                 snapshot.accounts.push((account, Vec::new()));
             }
             let login_id: Option<i64> = row.get(1).map_err(StoreError::sql("reading logins"))?;
@@ -160,7 +164,8 @@ impl Store {
             snapshot.current.insert((
                 AccountName::new(&account)
                     .map_err(|err| corrupt(format!("account name {account:?}: {err}")))?,
-                TeamName::new(&team).map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
+                TeamName::new(&team)
+                    .map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
             ));
         }
         Ok(snapshot)
@@ -242,7 +247,12 @@ fn apply_change(tx: &Transaction<'_>, change: &Change, at: &str) -> Result<()> {
             "INSERT OR IGNORE INTO memberships (team_id, account_id, source, reason, added_at)
              SELECT t.id, a.id, 'directory', ?3, ?4 FROM teams t, accounts a
              WHERE t.name = ?1 AND a.name = ?2",
-            params![change.team.as_str(), change.account.as_str(), change.reason, at],
+            params![
+                change.team.as_str(),
+                change.account.as_str(),
+                change.reason,
+                at
+            ],
         ),
         Action::Remove => tx.execute(
             "DELETE FROM memberships WHERE source = 'directory'
@@ -290,14 +300,22 @@ mod tests {
         store.add_manual_member(&ops, &bot).unwrap();
 
         store
-            .apply_pass(&record(RunOutcome::Success), &[change("bot", "ops", Action::Add)], &[])
+            .apply_pass(
+                &record(RunOutcome::Success),
+                &[change("bot", "ops", Action::Add)],
+                &[],
+            )
             .unwrap();
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.current.len(), 1);
         assert_eq!(store.team_members(&ops).unwrap().len(), 2);
 
         store
-            .apply_pass(&record(RunOutcome::Success), &[change("bot", "ops", Action::Remove)], &[])
+            .apply_pass(
+                &record(RunOutcome::Success),
+                &[change("bot", "ops", Action::Remove)],
+                &[],
+            )
             .unwrap();
         let members = store.team_members(&ops).unwrap();
         assert_eq!(members.len(), 1);
@@ -318,7 +336,9 @@ mod tests {
         let (_dir, mut store) = temp_store();
         let bot = AccountName::new("bot").unwrap();
         store.create_account(&bot, None).unwrap();
-        store.add_login(&bot, &Identity::parse("CORP\\svc").unwrap()).unwrap();
+        store
+            .add_login(&bot, &Identity::parse("CORP\\svc").unwrap())
+            .unwrap();
         let login_id = store.sync_snapshot().unwrap().accounts[0].1[0].login_id;
         let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
         store

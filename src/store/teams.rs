@@ -34,9 +34,11 @@ pub struct MemberRow {
 impl Store {
     pub(super) fn team_id(&self, name: &TeamName) -> Result<i64> {
         self.conn
-            .query_row("SELECT id FROM teams WHERE name = ?1", [name.as_str()], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT id FROM teams WHERE name = ?1",
+                [name.as_str()],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(StoreError::sql("looking up a team"))?
             .ok_or_else(|| StoreError::TeamNotFound(name.to_string()))
@@ -73,7 +75,9 @@ impl Store {
             )
             .map_err(StoreError::sql("listing teams"))?;
         let teams: Vec<(i64, String, String, i64)> = stmt
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
             .and_then(|rows| rows.collect())
             .map_err(StoreError::sql("listing teams"))?;
         teams
@@ -242,7 +246,9 @@ mod tests {
         ));
         let teams = store.list_teams().unwrap();
         assert_eq!(teams[0].groups.len(), 2);
-        store.unlink_group(&team, &group(10).sid, "CORP\\g10").unwrap();
+        store
+            .unlink_group(&team, &group(10).sid, "CORP\\g10")
+            .unwrap();
         assert_eq!(store.links_of(&team).unwrap().len(), 1);
     }
 

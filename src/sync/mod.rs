@@ -1,1 +1,164 @@
+//! One reconcile pass: read the store, ask the directory, plan, then write
+//! everything in one transaction, or nothing.
+//!
+//! The order is the safety argument: every directory read completes before
+//! the first write, and any directory failure returns before the store is
+//! touched, so "could not read" never becomes "remove".
+
+pub mod lock;
 pub mod plan;
+pub mod report;
+
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::directory::{AdDirectory, LoginQuery};
+use crate::exit::RemovalsRefused;
+use crate::model::{AccountInput, LoginOutcome, ResolvedLogin};
+use crate::store::{LoginPin, PassRecord, RunOutcome, Store, SyncSnapshot};
+use plan::{Plan, RemovalPolicy};
+pub use report::PassReport;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    pub dry_run: bool,
+    pub allow_removals: bool,
+}
+
+/// Runs one pass. `Ok` carries a report also when the removal guard
+/// refused (the report says so); `Err` means nothing was applied.
+pub async fn run_pass(
+    config: &Config,
+    store: &mut Store,
+    options: PassOptions,
+) -> anyhow::Result<PassReport> {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let snapshot = store.sync_snapshot().context("reading the store")?;
+
+    let mut directory = AdDirectory::connect(&config.directory).await?;
+    let queries: Vec<LoginQuery> = snapshot
+        .accounts
+        .iter()
+        .flat_map(|(_, logins)| logins)
+        .map(|login| LoginQuery {
+            identity: login.identity.clone(),
+            pinned: login.pinned.clone(),
+        })
+        .collect();
+    let outcomes = directory.resolve_logins(&queries).await?;
+    let ldap_requests = directory.requests();
+    directory.close().await;
+
+    let (inputs, pins) = combine(&snapshot, outcomes);
+    let policy = RemovalPolicy {
+        max_removals: config.sync.max_removals,
+        allow_any: options.allow_removals,
+    };
+    let plan = plan::plan(&inputs, &snapshot.links, &snapshot.current, policy);
+    let mut report = PassReport::new(&plan, options.dry_run, ldap_requests);
+
+    if options.dry_run {
+        report.finish(clock.elapsed());
+        return Ok(report);
+    }
+    let record = PassRecord {
+        started_at,
+        outcome: outcome_of(&plan),
+        added: plan.added(),
+        removed: plan.removed(),
+        failed_logins: report.failed_logins.len(),
+        detail: refusal(&plan, config).map(|refused| refused.to_string()),
+    };
+    if plan.is_refused() {
+        store
+            .record_run(&record)
+            .context("recording the refused pass")?;
+    } else {
+        store
+            .apply_pass(&record, &plan.changes, &pins)
+            .context("writing the pass to the store")?;
+        report.applied = true;
+        for change in &plan.changes {
+            tracing::info!(
+                account = %change.account,
+                team = %change.team,
+                action = %change.action,
+                reason = %change.reason,
+                "membership changed"
+            );
+        }
+    }
+    report.finish(clock.elapsed());
+    tracing::info!(
+        added = report.added,
+        removed = report.removed,
+        failed_logins = report.failed_logins.len(),
+        refused = plan.is_refused(),
+        ldap_requests,
+        "pass finished"
+    );
+    Ok(report)
+}
+
+fn outcome_of(plan: &Plan) -> RunOutcome {
+    if plan.is_refused() {
+        RunOutcome::Refused
+    } else if plan.held.is_empty() {
+        RunOutcome::Success
+    } else {
+        RunOutcome::Partial
+    }
+}
+
+/// The guard's refusal as an error value, when it refused.
+pub fn refusal(plan: &Plan, config: &Config) -> Option<RemovalsRefused> {
+    plan.refused_removals.map(|removals| RemovalsRefused {
+        removals,
+        limit: config.sync.max_removals,
+    })
+}
+
+/// Pairs each stored login with what the directory said, and collects the
+/// pins worth writing: a first sighting, or a new DN or name.
+fn combine(
+    snapshot: &SyncSnapshot,
+    outcomes: Vec<LoginOutcome>,
+) -> (Vec<AccountInput>, Vec<LoginPin>) {
+    let mut outcomes = outcomes.into_iter();
+    let mut inputs = Vec::with_capacity(snapshot.accounts.len());
+    let mut pins = Vec::new();
+    for (account, logins) in &snapshot.accounts {
+        let mut resolved = Vec::with_capacity(logins.len());
+        for login in logins {
+            // resolve_logins answers every query, in order.
+            let outcome = outcomes
+                .next()
+                .unwrap_or_else(|| LoginOutcome::Failed("no answer for this login".into()));
+            if let LoginOutcome::Active(found) | LoginOutcome::Disabled(found) = &outcome {
+                let unchanged = login.pinned.as_ref() == Some(&found.sid)
+                    && login.dn.as_deref() == Some(found.dn.as_str())
+                    && login.label.as_deref() == Some(found.label.as_str());
+                if !unchanged {
+                    pins.push(LoginPin {
+                        login_id: login.login_id,
+                        sid: found.sid.clone(),
+                        dn: found.dn.clone(),
+                        label: found.label.clone(),
+                    });
+                }
+            }
+            resolved.push(ResolvedLogin {
+                identity: login.identity.clone(),
+                outcome,
+            });
+        }
+        inputs.push(AccountInput {
+            account: account.clone(),
+            logins: resolved,
+        });
+    }
+    (inputs, pins)
+}

@@ -256,7 +256,12 @@ mod tests {
             vec![login("svc", LoginOutcome::Active(found("svc", &[10, 11])))],
         )];
         let links = [link("deploy", 10), link("ops", 12), link("audit", 11)];
-        let plan = plan(&accounts, &links, &current(&[("bot", "ops"), ("bot", "audit")]), LAX);
+        let plan = plan(
+            &accounts,
+            &links,
+            &current(&[("bot", "ops"), ("bot", "audit")]),
+            LAX,
+        );
         assert_eq!(
             summary(&plan),
             vec![
@@ -265,7 +270,10 @@ mod tests {
             ]
         );
         assert_eq!(plan.changes[0].reason, "CORP\\svc is in CORP\\g10");
-        assert_eq!(plan.changes[1].reason, "CORP\\svc is in no group linked to ops");
+        assert_eq!(
+            plan.changes[1].reason,
+            "CORP\\svc is in no group linked to ops"
+        );
     }
 
     #[test]
@@ -294,7 +302,12 @@ mod tests {
             input("b", vec![login("b", LoginOutcome::NotFound)]),
         ];
         let links = [link("deploy", 10)];
-        let plan = plan(&accounts, &links, &current(&[("a", "deploy"), ("b", "deploy")]), LAX);
+        let plan = plan(
+            &accounts,
+            &links,
+            &current(&[("a", "deploy"), ("b", "deploy")]),
+            LAX,
+        );
         assert_eq!(plan.removed(), 2);
         assert_eq!(plan.changes[0].reason, "AD account CORP\\a is disabled");
         assert_eq!(plan.changes[1].reason, "AD account CORP\\b not found");
@@ -313,7 +326,10 @@ mod tests {
         let plan = plan(&accounts, &links, &current(&[("bot", "ops")]), LAX);
         assert!(plan.changes.is_empty());
         assert_eq!(plan.held.len(), 1);
-        assert_eq!(plan.held[0].failures, vec!["CORP\\bad: insufficient access"]);
+        assert_eq!(
+            plan.held[0].failures,
+            vec!["CORP\\bad: insufficient access"]
+        );
     }
 
     #[test]
@@ -339,15 +355,27 @@ mod tests {
         )];
         let links = [link("deploy", 10), link("deploy", 11)];
         let plan = plan(&accounts, &links, &current(&[]), LAX);
-        assert_eq!(summary(&plan), vec![("bot".into(), "deploy".into(), Action::Add)]);
+        assert_eq!(
+            summary(&plan),
+            vec![("bot".into(), "deploy".into(), Action::Add)]
+        );
     }
 
     #[test]
     fn memberships_of_an_unlinked_team_or_a_login_less_account_go() {
         let accounts = [input("bot", vec![])];
-        let plan = plan(&accounts, &[], &current(&[("bot", "old"), ("ghost", "old")]), LAX);
+        let plan = plan(
+            &accounts,
+            &[],
+            &current(&[("bot", "old"), ("ghost", "old")]),
+            LAX,
+        );
         assert_eq!(plan.removed(), 2);
-        assert!(plan.changes.iter().all(|c| c.reason == "no external login linked"));
+        assert!(
+            plan.changes
+                .iter()
+                .all(|c| c.reason == "no external login linked")
+        );
     }
 
     #[test]
@@ -359,7 +387,10 @@ mod tests {
             max_removals: 2,
             allow_any: false,
         };
-        assert_eq!(plan(&accounts, &links, &have, strict).refused_removals, Some(3));
+        assert_eq!(
+            plan(&accounts, &links, &have, strict).refused_removals,
+            Some(3)
+        );
         let exact = RemovalPolicy {
             max_removals: 3,
             allow_any: false,

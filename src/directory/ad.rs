@@ -1,0 +1,426 @@
+//! Active Directory: the domain behind `base_dn`, the account behind each
+//! login, its groups as Windows sees them (tokenGroups), and groups by name.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ldap3::{Scope, SearchEntry};
+
+use super::connection::{BaseRead, Connection};
+use super::{DirectoryError, entry, filter};
+use crate::config::DirectoryConfig;
+use crate::model::{DirectoryGroup, FoundAccount, GroupRef, Identity, LoginOutcome, Sid};
+
+/// userAccountControl bit: the account is disabled.
+const UAC_ACCOUNT_DISABLE: i64 = 0x2;
+/// groupType bit: a security group (otherwise a distribution group).
+const GROUP_TYPE_SECURITY: i64 = 0x8000_0000;
+/// How many SIDs go into one `(|(objectSid=..)..)` search.
+const SIDS_PER_SEARCH: usize = 100;
+
+const ACCOUNT_ATTRS: &[&str] = &[
+    "objectSid",
+    "sAMAccountName",
+    "userPrincipalName",
+    "userAccountControl",
+    "primaryGroupID",
+];
+const GROUP_ATTRS: &[&str] = &["objectSid", "sAMAccountName", "groupType", "objectClass"];
+
+/// What the directory told us about itself when we connected.
+#[derive(Debug, Clone)]
+pub struct DomainInfo {
+    pub url: String,
+    /// dnsHostName of the DC that answered.
+    pub server: String,
+    pub default_naming_context: String,
+    pub base_dn: String,
+    pub netbios_domain: String,
+    pub dns_domain: String,
+    pub bind_identity: String,
+}
+
+/// A login to resolve: the identity as typed, and the SID once pinned.
+#[derive(Debug, Clone)]
+pub struct LoginQuery {
+    pub identity: Identity,
+    pub pinned: Option<Sid>,
+}
+
+pub enum GroupLookup {
+    Found(DirectoryGroup),
+    NotFound,
+    /// The entry exists but is not a group (a user, an OU, ...).
+    NotAGroup {
+        dn: String,
+    },
+    Ambiguous {
+        dns: Vec<String>,
+    },
+    /// `OTHER\name` where OTHER is not this directory's domain.
+    OtherDomain {
+        domain: String,
+    },
+}
+
+/// A bound connection to an AD domain controller.
+pub struct AdDirectory {
+    conn: Connection,
+    info: DomainInfo,
+}
+
+impl AdDirectory {
+    /// Connects, binds, and learns the domain's NetBIOS and DNS names.
+    pub async fn connect(config: &DirectoryConfig) -> Result<AdDirectory, DirectoryError> {
+        if config.tls.insecure_skip_verify {
+            tracing::warn!(
+                url = %config.url,
+                "directory.tls.insecure_skip_verify is true: the server's certificate is NOT verified and anyone in the network path can read and change this traffic"
+            );
+        }
+        let mut conn = Connection::open(config).await?;
+        let root = conn
+            .root_dse(&[
+                "defaultNamingContext",
+                "configurationNamingContext",
+                "dnsHostName",
+            ])
+            .await?;
+        let require = |attribute: &'static str| {
+            entry::text(&root, attribute).ok_or_else(|| DirectoryError::NotActiveDirectory {
+                url: config.url.clone(),
+                attribute,
+            })
+        };
+        let default_naming_context = require("defaultNamingContext")?;
+        let configuration = require("configurationNamingContext")?;
+        let server = entry::text(&root, "dnsHostName").unwrap_or_else(|| config.host.clone());
+        let (netbios, dns_domain) =
+            discover_domain(&mut conn, &configuration, &config.base_dn).await?;
+        let netbios_domain = config.netbios_domain.clone().unwrap_or(netbios);
+        let bind_identity = conn.who_am_i().await?;
+        let info = DomainInfo {
+            url: config.url.clone(),
+            server,
+            default_naming_context,
+            base_dn: config.base_dn.clone(),
+            netbios_domain,
+            dns_domain,
+            bind_identity,
+        };
+        tracing::info!(
+            server = %info.server,
+            domain = %info.netbios_domain,
+            "connected to Active Directory"
+        );
+        Ok(AdDirectory { conn, info })
+    }
+
+    pub fn info(&self) -> &DomainInfo {
+        &self.info
+    }
+
+    /// LDAP requests sent so far on this connection.
+    pub fn requests(&self) -> u64 {
+        self.conn.requests()
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+
+    /// Resolves every login. An `Err` means the directory failed as a whole
+    /// and the pass must apply nothing; a problem with one login only is
+    /// that login's [`LoginOutcome::Failed`].
+    pub async fn resolve_logins(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<Vec<LoginOutcome>, DirectoryError> {
+        let pinned: Vec<&Sid> = logins.iter().filter_map(|l| l.pinned.as_ref()).collect();
+        let by_sid = self.accounts_by_sid(&pinned).await?;
+
+        let mut results = Vec::with_capacity(logins.len());
+        for login in logins {
+            let found = match &login.pinned {
+                Some(sid) => match by_sid.get(sid) {
+                    Some(entry) => Ok(entry.clone()),
+                    None => Err(LoginOutcome::NotFound),
+                },
+                None => self.account_by_identity(&login.identity).await?,
+            };
+            let outcome = match found {
+                Ok(entry) => self.account_outcome(&entry).await?,
+                Err(outcome) => outcome,
+            };
+            results.push(outcome);
+        }
+        Ok(results)
+    }
+
+    /// Pinned logins, looked up by exact SID in batches.
+    async fn accounts_by_sid(
+        &mut self,
+        sids: &[&Sid],
+    ) -> Result<HashMap<Sid, SearchEntry>, DirectoryError> {
+        let mut found = HashMap::new();
+        let unique: BTreeSet<&Sid> = sids.iter().copied().collect();
+        let unique: Vec<&Sid> = unique.into_iter().collect();
+        for chunk in unique.chunks(SIDS_PER_SEARCH) {
+            let alternatives: Vec<String> = chunk
+                .iter()
+                .map(|sid| format!("(objectSid={})", filter::escape_bytes(&sid.to_bytes())))
+                .collect();
+            let query = format!("(&(objectClass=user){})", filter::any_of(&alternatives));
+            let base = self.info.base_dn.clone();
+            for entry in self
+                .conn
+                .search(&base, Scope::Subtree, &query, ACCOUNT_ATTRS)
+                .await?
+            {
+                found.insert(entry::object_sid(&entry)?, entry);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A login not pinned yet, looked up by the identity as typed. The
+    /// inner `Err` is the outcome when no single account was found.
+    async fn account_by_identity(
+        &mut self,
+        identity: &Identity,
+    ) -> Result<Result<SearchEntry, LoginOutcome>, DirectoryError> {
+        let query = match identity {
+            Identity::DownLevel { domain, name } => {
+                if !domain.eq_ignore_ascii_case(&self.info.netbios_domain) {
+                    return Ok(Err(LoginOutcome::Failed(format!(
+                        "domain {domain} is not this directory's domain {}",
+                        self.info.netbios_domain
+                    ))));
+                }
+                filter::equals("sAMAccountName", name)
+            }
+            Identity::Upn { name, domain } => {
+                let upn = filter::equals("userPrincipalName", &format!("{name}@{domain}"));
+                // AD also accepts the implicit UPN sAMAccountName@dns-domain.
+                if domain.eq_ignore_ascii_case(&self.info.dns_domain) {
+                    format!("(|{upn}{})", filter::equals("sAMAccountName", name))
+                } else {
+                    upn
+                }
+            }
+            Identity::Sid(sid) => format!("(objectSid={})", filter::escape_bytes(&sid.to_bytes())),
+        };
+        let query = format!("(&(objectClass=user){query})");
+        let base = self.info.base_dn.clone();
+        let mut entries = self
+            .conn
+            .search(&base, Scope::Subtree, &query, ACCOUNT_ATTRS)
+            .await?;
+        if let Identity::Upn { name, domain } = identity {
+            // An explicit UPN beats another account's implicit one.
+            let upn = format!("{name}@{domain}");
+            if entries.len() > 1 {
+                entries.retain(|e| {
+                    entry::text(e, "userPrincipalName")
+                        .is_some_and(|v| v.eq_ignore_ascii_case(&upn))
+                });
+            }
+        }
+        Ok(match entries.len() {
+            0 => Err(LoginOutcome::NotFound),
+            1 => Ok(entries.remove(0)),
+            n => Err(LoginOutcome::Failed(format!(
+                "{n} accounts match: {}",
+                entries
+                    .iter()
+                    .map(|e| e.dn.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        })
+    }
+
+    /// Enabled accounts get their tokenGroups read; disabled ones contribute nothing.
+    async fn account_outcome(
+        &mut self,
+        entry: &SearchEntry,
+    ) -> Result<LoginOutcome, DirectoryError> {
+        let sid = entry::object_sid(entry)?;
+        let sam = entry::text(entry, "sAMAccountName").unwrap_or_else(|| sid.to_string());
+        let mut found = FoundAccount {
+            sid: sid.clone(),
+            dn: entry.dn.clone(),
+            label: format!("{}\\{sam}", self.info.netbios_domain),
+            groups: BTreeSet::new(),
+        };
+        let Some(uac) = entry::integer(entry, "userAccountControl")? else {
+            return Ok(LoginOutcome::Failed(format!(
+                "cannot read userAccountControl of {} (does the bind account have read rights?)",
+                entry.dn
+            )));
+        };
+        if uac & UAC_ACCOUNT_DISABLE != 0 {
+            return Ok(LoginOutcome::Disabled(found));
+        }
+        let token = match self.conn.read(&entry.dn, &["tokenGroups"]).await? {
+            BaseRead::Found(token) => token,
+            BaseRead::Missing => {
+                return Ok(LoginOutcome::Failed(format!(
+                    "{} vanished while it was being read",
+                    entry.dn
+                )));
+            }
+            BaseRead::Denied(text) => {
+                return Ok(LoginOutcome::Failed(format!(
+                    "no right to read tokenGroups of {}: {text}",
+                    entry.dn
+                )));
+            }
+        };
+        let groups = entry::sids(&token, "tokenGroups")?;
+        // Every account is at least in its primary group, so an empty
+        // tokenGroups means it could not be read, never "no groups".
+        if groups.is_empty() {
+            return Ok(LoginOutcome::Failed(format!(
+                "tokenGroups of {} came back empty: the bind account needs the right to read it",
+                entry.dn
+            )));
+        }
+        found.groups.extend(groups);
+        if let Some(rid) = entry::integer(entry, "primaryGroupID")?
+            && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
+            && let Ok(primary) = domain.with_rid(rid)
+        {
+            found.groups.insert(primary);
+        }
+        Ok(LoginOutcome::Active(found))
+    }
+
+    /// Finds a group by DN, `NETBIOS\name`, plain name or SID.
+    pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
+        let base = self.info.base_dn.clone();
+        let entries = match group {
+            GroupRef::Dn(dn) => match self.conn.read(dn, GROUP_ATTRS).await? {
+                BaseRead::Found(entry) => vec![entry],
+                BaseRead::Missing | BaseRead::Denied(_) => vec![],
+            },
+            GroupRef::DownLevel { domain, .. }
+                if !domain.eq_ignore_ascii_case(&self.info.netbios_domain) =>
+            {
+                return Ok(GroupLookup::OtherDomain {
+                    domain: domain.clone(),
+                });
+            }
+            GroupRef::DownLevel { name, .. } | GroupRef::Name(name) => {
+                let query = format!(
+                    "(&(objectClass=group){})",
+                    filter::equals("sAMAccountName", name)
+                );
+                self.conn
+                    .search(&base, Scope::Subtree, &query, GROUP_ATTRS)
+                    .await?
+            }
+            GroupRef::Sid(sid) => {
+                let query = format!(
+                    "(&(objectClass=group)(objectSid={}))",
+                    filter::escape_bytes(&sid.to_bytes())
+                );
+                self.conn
+                    .search(&base, Scope::Subtree, &query, GROUP_ATTRS)
+                    .await?
+            }
+        };
+        match entries.len() {
+            0 => Ok(GroupLookup::NotFound),
+            1 => {
+                let entry = &entries[0];
+                let is_group = entry::texts(entry, "objectClass")
+                    .iter()
+                    .any(|class| class.eq_ignore_ascii_case("group"));
+                if !is_group {
+                    return Ok(GroupLookup::NotAGroup {
+                        dn: entry.dn.clone(),
+                    });
+                }
+                Ok(GroupLookup::Found(self.directory_group(entry)?))
+            }
+            _ => Ok(GroupLookup::Ambiguous {
+                dns: entries.into_iter().map(|e| e.dn).collect(),
+            }),
+        }
+    }
+
+    fn directory_group(&self, entry: &SearchEntry) -> Result<DirectoryGroup, DirectoryError> {
+        let sid = entry::object_sid(entry)?;
+        let group_type =
+            entry::integer(entry, "groupType")?.ok_or_else(|| DirectoryError::Malformed {
+                dn: entry.dn.clone(),
+                attribute: "groupType".into(),
+                problem: "missing (no right to read it?)".into(),
+            })?;
+        let name = entry::text(entry, "sAMAccountName").unwrap_or_else(|| sid.to_string());
+        Ok(DirectoryGroup {
+            sid,
+            dn: entry.dn.clone(),
+            label: format!("{}\\{name}", self.info.netbios_domain),
+            is_security: group_type & GROUP_TYPE_SECURITY != 0,
+        })
+    }
+}
+
+/// Finds the NetBIOS and DNS names of the domain whose naming context holds
+/// `base_dn`, from the crossRef objects in the Configuration partition.
+async fn discover_domain(
+    conn: &mut Connection,
+    configuration: &str,
+    base_dn: &str,
+) -> Result<(String, String), DirectoryError> {
+    let partitions = format!("CN=Partitions,{configuration}");
+    let refs = conn
+        .search(
+            &partitions,
+            Scope::OneLevel,
+            "(&(objectClass=crossRef)(nETBIOSName=*))",
+            &["nCName", "nETBIOSName", "dnsRoot"],
+        )
+        .await?;
+    let base = normalise_dn(base_dn);
+    refs.iter()
+        .filter_map(|cross_ref| {
+            let nc = normalise_dn(&entry::text(cross_ref, "nCName")?);
+            let within = base == nc || base.ends_with(&format!(",{nc}"));
+            within.then(|| {
+                Some((
+                    nc.len(),
+                    entry::text(cross_ref, "nETBIOSName")?,
+                    entry::text(cross_ref, "dnsRoot").unwrap_or_default(),
+                ))
+            })?
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, netbios, dns)| (netbios, dns))
+        .ok_or_else(|| DirectoryError::DomainNotFound {
+            base_dn: base_dn.to_owned(),
+        })
+}
+
+/// Lower-cased, with spaces after commas removed, for suffix comparison.
+fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_dn;
+
+    #[test]
+    fn dns_compare_without_case_or_spaces() {
+        assert_eq!(
+            normalise_dn("OU=Bots, DC=Corp,DC=example"),
+            "ou=bots,dc=corp,dc=example"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! One LDAP connection: TLS set up from config, a simple bind, and searches
+//! that either complete or fail. Every network step has a timeout.
+//!
+//! A search result is only ever returned whole: a page missing, a result
+//! code other than success, a connection cut mid-way all become errors,
+//! because "could not read" must never look like "is empty".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::controls::{Control, ControlType, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::DirectoryError;
+use crate::config::{DirectoryConfig, Transport};
+
+/// LDAP result codes teamsync tells apart (RFC 4511 4.1.9).
+pub mod rc {
+    pub const SUCCESS: u32 = 0;
+    pub const NO_SUCH_OBJECT: u32 = 32;
+    pub const INSUFFICIENT_ACCESS: u32 = 50;
+}
+
+/// How a base-scope read of one entry ended.
+pub enum BaseRead {
+    Found(SearchEntry),
+    /// The entry does not exist (result 32).
+    Missing,
+    /// The server refused to let us read it (result 50).
+    Denied(String),
+}
+
+pub struct Connection {
+    ldap: Ldap,
+    url: String,
+    operation_timeout: Duration,
+    page_size: i32,
+    /// LDAP requests sent on this connection (bind and searches included).
+    requests: u64,
+}
+
+impl Connection {
+    /// Connects (with TLS unless plaintext was explicitly chosen) and binds.
+    pub async fn open(config: &DirectoryConfig) -> Result<Connection, DirectoryError> {
+        let settings = tls_settings(config)?;
+        let url = config.url.clone();
+        let connecting = LdapConnAsync::with_settings(settings, &url);
+        // set_conn_timeout covers the TCP connect; this also bounds TLS and StartTLS.
+        let (driver, ldap) = tokio::time::timeout(config.connect_timeout, connecting)
+            .await
+            .map_err(|_| DirectoryError::Timeout {
+                url: url.clone(),
+                during: "connecting".into(),
+                after: config.connect_timeout,
+            })?
+            .map_err(|source| DirectoryError::Connect {
+                url: url.clone(),
+                source: Box::new(source),
+            })?;
+        tokio::spawn(async move {
+            if let Err(err) = driver.drive().await {
+                tracing::debug!(error = %err, "LDAP connection closed with an error");
+            }
+        });
+        let mut connection = Connection {
+            ldap,
+            url,
+            operation_timeout: config.operation_timeout,
+            page_size: i32::try_from(config.page_size).unwrap_or(i32::MAX),
+            requests: 0,
+        };
+        connection.bind(config).await?;
+        Ok(connection)
+    }
+
+    async fn bind(&mut self, config: &DirectoryConfig) -> Result<(), DirectoryError> {
+        let password = config.bind.password.read()?;
+        let dn = &config.bind.dn;
+        self.requests += 1;
+        let result = self
+            .timed(
+                "binding",
+                self.ldap.clone().simple_bind(dn, password.expose()),
+            )
+            .await?;
+        drop(password);
+        if result.rc != rc::SUCCESS {
+            return Err(DirectoryError::BindRefused {
+                dn: dn.clone(),
+                rc: result.rc,
+                message: result.text,
+            });
+        }
+        tracing::debug!(url = %self.url, bind_dn = %dn, "bound to the directory");
+        Ok(())
+    }
+
+    /// Runs one network step under the operation timeout.
+    async fn timed<T>(
+        &self,
+        during: &str,
+        step: impl std::future::Future<Output = ldap3::result::Result<T>>,
+    ) -> Result<T, DirectoryError> {
+        tokio::time::timeout(self.operation_timeout, step)
+            .await
+            .map_err(|_| DirectoryError::Timeout {
+                url: self.url.clone(),
+                during: during.to_owned(),
+                after: self.operation_timeout,
+            })?
+            .map_err(|source| DirectoryError::Protocol {
+                during: during.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Reads one entry by DN.
+    pub async fn read(&mut self, dn: &str, attrs: &[&str]) -> Result<BaseRead, DirectoryError> {
+        self.requests += 1;
+        let during = format!("reading {dn}");
+        let mut ldap = self.ldap.clone();
+        let result = self
+            .timed(
+                &during,
+                ldap.search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec()),
+            )
+            .await?;
+        let ldap3::SearchResult(entries, outcome) = result;
+        match outcome.rc {
+            rc::SUCCESS => match entries.into_iter().next() {
+                Some(entry) => Ok(BaseRead::Found(SearchEntry::construct(entry))),
+                None => Ok(BaseRead::Missing),
+            },
+            rc::NO_SUCH_OBJECT => Ok(BaseRead::Missing),
+            rc::INSUFFICIENT_ACCESS => Ok(BaseRead::Denied(outcome.text)),
+            code => Err(DirectoryError::Result {
+                during,
+                rc: code,
+                text: outcome.text,
+            }),
+        }
+    }
+
+    /// Reads the rootDSE, which needs no paging and exists on every server.
+    pub async fn root_dse(&mut self, attrs: &[&str]) -> Result<SearchEntry, DirectoryError> {
+        match self.read("", attrs).await? {
+            BaseRead::Found(entry) => Ok(entry),
+            BaseRead::Missing | BaseRead::Denied(_) => Err(DirectoryError::Result {
+                during: "reading the rootDSE".into(),
+                rc: rc::NO_SUCH_OBJECT,
+                text: "the server returned no rootDSE".into(),
+            }),
+        }
+    }
+
+    /// A subtree or one-level search with the paged-results control, every
+    /// page checked. Continuation references are not entries and are dropped.
+    pub async fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let mut entries = Vec::new();
+        let mut cookie = Vec::new();
+        let during = format!("searching {base} for {filter}");
+        loop {
+            self.requests += 1;
+            let mut ldap = self.ldap.clone();
+            ldap.with_controls(PagedResults {
+                size: self.page_size,
+                cookie: std::mem::take(&mut cookie),
+            });
+            let ldap3::SearchResult(page, outcome) = self
+                .timed(&during, ldap.search(base, scope, filter, attrs.to_vec()))
+                .await?;
+            if outcome.rc != rc::SUCCESS {
+                return Err(DirectoryError::Result {
+                    during,
+                    rc: outcome.rc,
+                    text: outcome.text,
+                });
+            }
+            entries.extend(
+                page.into_iter()
+                    .filter(|entry| !entry.is_ref() && !entry.is_intermediate())
+                    .map(SearchEntry::construct),
+            );
+            cookie = outcome
+                .ctrls
+                .iter()
+                .find_map(|Control(kind, raw)| match kind {
+                    Some(ControlType::PagedResults) if raw.val.is_some() => {
+                        Some(raw.parse::<PagedResults>().cookie)
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            if cookie.is_empty() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// The identity the server sees us as (RFC 4532 "Who am I?").
+    pub async fn who_am_i(&mut self) -> Result<String, DirectoryError> {
+        self.requests += 1;
+        let mut ldap = self.ldap.clone();
+        let ldap3::result::ExopResult(exop, outcome) = self
+            .timed(
+                "asking who we are bound as",
+                ldap.extended(ldap3::exop::WhoAmI),
+            )
+            .await?;
+        if outcome.rc != rc::SUCCESS || exop.val.is_none() {
+            return Ok(String::from("(not reported by the server)"));
+        }
+        Ok(exop.parse::<ldap3::exop::WhoAmIResp>().authzid)
+    }
+
+    pub async fn close(mut self) {
+        // Best effort: the server drops the connection on its own otherwise.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+fn tls_settings(config: &DirectoryConfig) -> Result<LdapConnSettings, DirectoryError> {
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(config.connect_timeout)
+        .set_starttls(config.transport == Transport::StartTls);
+    if config.transport == Transport::Plaintext {
+        return Ok(settings);
+    }
+    if config.tls.insecure_skip_verify {
+        return Ok(settings.set_no_tls_verify(true));
+    }
+    if let Some(path) = &config.tls.ca_file {
+        let mut roots = RootCertStore::empty();
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|source| DirectoryError::CaFile {
+                path: path.clone(),
+                problem: source.to_string(),
+            })?;
+        for cert in certs {
+            let cert = cert.map_err(|source| DirectoryError::CaFile {
+                path: path.clone(),
+                problem: source.to_string(),
+            })?;
+            roots.add(cert).map_err(|source| DirectoryError::CaFile {
+                path: path.clone(),
+                problem: source.to_string(),
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(DirectoryError::CaFile {
+                path: path.clone(),
+                problem: "it holds no PEM certificate".into(),
+            });
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|source| DirectoryError::TlsSetup { source })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        settings = settings.set_config(Arc::new(tls));
+    }
+    Ok(settings)
+}

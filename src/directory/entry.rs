@@ -1,0 +1,142 @@
+//! Reading typed values out of raw search entries, at the edge.
+//!
+//! ldap3 files an attribute under `attrs` when all its values happen to be
+//! valid UTF-8 and under `bin_attrs` otherwise, so a binary SID made of
+//! ASCII-range bytes can land in either. Attribute names compare
+//! case-insensitively.
+
+use ldap3::SearchEntry;
+
+use super::DirectoryError;
+use crate::model::Sid;
+
+/// Every value of an attribute as bytes, wherever ldap3 put it.
+pub fn raw_values<'a>(entry: &'a SearchEntry, name: &str) -> Vec<&'a [u8]> {
+    let mut values: Vec<&[u8]> = Vec::new();
+    for (attr, texts) in &entry.attrs {
+        if attr.eq_ignore_ascii_case(name) {
+            values.extend(texts.iter().map(|text| text.as_bytes()));
+        }
+    }
+    for (attr, blobs) in &entry.bin_attrs {
+        if attr.eq_ignore_ascii_case(name) {
+            values.extend(blobs.iter().map(Vec::as_slice));
+        }
+    }
+    values
+}
+
+/// The first value of a text attribute.
+pub fn text(entry: &SearchEntry, name: &str) -> Option<String> {
+    raw_values(entry, name)
+        .first()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Every value of a text attribute.
+pub fn texts(entry: &SearchEntry, name: &str) -> Vec<String> {
+    raw_values(entry, name)
+        .into_iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect()
+}
+
+/// The first value of an integer attribute (userAccountControl, groupType).
+pub fn integer(entry: &SearchEntry, name: &str) -> Result<Option<i64>, DirectoryError> {
+    let Some(value) = text(entry, name) else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| DirectoryError::Malformed {
+            dn: entry.dn.clone(),
+            attribute: name.to_owned(),
+            problem: format!("`{value}` is not an integer"),
+        })
+}
+
+/// Every value of a binary SID attribute (objectSid, tokenGroups).
+pub fn sids(entry: &SearchEntry, name: &str) -> Result<Vec<Sid>, DirectoryError> {
+    raw_values(entry, name)
+        .into_iter()
+        .map(|bytes| {
+            Sid::from_bytes(bytes).map_err(|err| DirectoryError::Malformed {
+                dn: entry.dn.clone(),
+                attribute: name.to_owned(),
+                problem: err.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The single SID of objectSid; an entry without one is malformed.
+pub fn object_sid(entry: &SearchEntry) -> Result<Sid, DirectoryError> {
+    sids(entry, "objectSid")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DirectoryError::Malformed {
+            dn: entry.dn.clone(),
+            attribute: "objectSid".into(),
+            problem: "missing (no right to read it?)".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn entry(attrs: &[(&str, &[&str])], bin: &[(&str, Vec<Vec<u8>>)]) -> SearchEntry {
+        SearchEntry {
+            dn: "CN=x,DC=corp".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect::<HashMap<_, _>>(),
+            bin_attrs: bin
+                .iter()
+                .cloned()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_sid_that_is_valid_utf8_is_read_from_text_attributes() {
+        // S-1-5-32-545 (Users) is all bytes below 0x80: ldap3 files it as text.
+        let users = [1u8, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x21, 0x02, 0, 0];
+        let text = String::from_utf8(users.to_vec()).unwrap();
+        let e = entry(&[("tokenGroups", &[text.as_str()])], &[]);
+        assert_eq!(
+            sids(&e, "tokengroups").unwrap()[0].to_string(),
+            "S-1-5-32-545"
+        );
+    }
+
+    #[test]
+    fn binary_and_text_values_are_both_found_case_insensitively() {
+        let sid: Sid = "S-1-5-21-1-2-3-513".parse().unwrap();
+        let e = entry(
+            &[("sAMAccountName", &["svc"])],
+            &[("objectSID", vec![sid.to_bytes()])],
+        );
+        assert_eq!(object_sid(&e).unwrap(), sid);
+        assert_eq!(text(&e, "samaccountname").as_deref(), Some("svc"));
+    }
+
+    #[test]
+    fn malformed_values_name_the_entry_and_attribute() {
+        let e = entry(
+            &[("userAccountControl", &["lots"])],
+            &[("objectSid", vec![vec![1, 2]])],
+        );
+        let message = integer(&e, "userAccountControl").unwrap_err().to_string();
+        assert!(
+            message.contains("userAccountControl") && message.contains("CN=x"),
+            "{message}"
+        );
+        assert!(object_sid(&e).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Summing up a pass for people (text) and programs (`--json`).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::plan::Plan;
+use crate::model::Action;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeLine {
+    pub account: String,
+    pub team: String,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedLogin {
+    pub account: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub dry_run: bool,
+    /// Whether the changes were written to the store.
+    pub applied: bool,
+    pub added: usize,
+    pub removed: usize,
+    pub changes: Vec<ChangeLine>,
+    /// Logins that could not be read; their accounts were left as they were.
+    pub failed_logins: Vec<FailedLogin>,
+    /// Set when the removal guard refused the pass: the removals it refused.
+    pub refused_removals: Option<usize>,
+    pub ldap_requests: u64,
+    pub duration_ms: u128,
+}
+
+impl PassReport {
+    pub fn new(plan: &Plan, dry_run: bool, ldap_requests: u64) -> PassReport {
+        PassReport {
+            dry_run,
+            applied: false,
+            added: plan.added(),
+            removed: plan.removed(),
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| ChangeLine {
+                    account: c.account.to_string(),
+                    team: c.team.to_string(),
+                    action: c.action.as_str(),
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+            failed_logins: plan
+                .held
+                .iter()
+                .flat_map(|held| {
+                    held.failures.iter().map(|error| FailedLogin {
+                        account: held.account.to_string(),
+                        error: error.clone(),
+                    })
+                })
+                .collect(),
+            refused_removals: plan.refused_removals,
+            ldap_requests,
+            duration_ms: 0,
+        }
+    }
+
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.duration_ms = elapsed.as_millis();
+    }
+
+    /// The human summary: one headline, then one line per change.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let headline = if self.dry_run {
+            format!(
+                "dry run: would add {} and remove {} memberships; nothing was written",
+                self.added, self.removed
+            )
+        } else if let Some(removals) = self.refused_removals {
+            format!(
+                "refused: {removals} removals exceed sync.max_removals; nothing was applied (--allow-removals applies them)"
+            )
+        } else {
+            format!(
+                "sync complete: {} added, {} removed",
+                self.added, self.removed
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{headline} ({} failed logins, {} LDAP requests, {} ms)",
+            self.failed_logins.len(),
+            self.ldap_requests,
+            self.duration_ms
+        );
+        for change in &self.changes {
+            let sign = if change.action == Action::Add.as_str() {
+                "+"
+            } else {
+                "-"
+            };
+            let refused = if self.refused_removals.is_some() && change.action == "remove" {
+                " [refused]"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{sign} {} {} team {}: {}{refused}",
+                change.account, change.action, change.team, change.reason
+            );
+        }
+        for failed in &self.failed_logins {
+            let _ = writeln!(
+                out,
+                "! {}: left as it was: {}",
+                failed.account, failed.error
+            );
+        }
+        out
+    }
+}
