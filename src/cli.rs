@@ -16,8 +16,7 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Exit codes: 0 success; 1 a command failed, or a pass completed with failed logins; \
         2 usage error; 69 directory unavailable (nothing applied); 75 refused (removal guard, \
         or another pass is running); 78 configuration invalid.",
-    arg_required_else_help = true,
-    args_conflicts_with_subcommands = true
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// The YAML config file.
@@ -48,6 +47,24 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the process arguments; exits with a usage error (2) when
+    /// `--sync-now` is combined with a command.
+    pub fn parse_args() -> Cli {
+        use clap::CommandFactory;
+        let cli = Cli::parse();
+        if cli.sync_now && cli.command.is_some() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--sync-now runs a pass on its own and cannot be combined with a command",
+                )
+                .exit();
+        }
+        cli
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,14 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use teamsync::cli::Cli;
 use teamsync::config::Config;
 use teamsync::{commands, exit};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(err) => {
