@@ -1,6 +1,9 @@
 //! The admin CLI against the store alone: accounts, teams, API keys, bad
 //! input and bad config. No directory is contacted by these commands.
 
+// Tests stop at the first failed step, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Stdio};
 
 struct Scratch {
@@ -256,4 +259,27 @@ fn the_store_is_readable_by_its_owner_only() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+}
+
+#[test]
+fn a_pass_while_another_holds_the_lock_exits_75_naming_the_holder() {
+    let s = Scratch::new();
+    s.ok(&["account", "list"]);
+    let lock_path = s.dir.path().join("accounts.db.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(&lock_path, "4242").unwrap();
+    let run = s.run(&["--sync-now"]);
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("another pass is running"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("4242"), "{}", run.stderr);
 }

@@ -97,7 +97,12 @@ impl AdDirectory {
         let (netbios, dns_domain) =
             discover_domain(&mut conn, &configuration, &config.base_dn).await?;
         let netbios_domain = config.netbios_domain.clone().unwrap_or(netbios);
-        let bind_identity = conn.who_am_i().await?;
+        let bind_identity = conn.who_am_i().await?.unwrap_or_else(|| {
+            format!(
+                "{} (as configured; the server does not answer \"Who am I?\")",
+                config.bind.dn
+            )
+        });
         let info = DomainInfo {
             url: config.url.clone(),
             server,

@@ -210,8 +210,9 @@ impl Connection {
         }
     }
 
-    /// The identity the server sees us as (RFC 4532 "Who am I?").
-    pub async fn who_am_i(&mut self) -> Result<String, DirectoryError> {
+    /// The identity the server sees us as (RFC 4532 "Who am I?"), when the
+    /// server answers that question (Samba does not).
+    pub async fn who_am_i(&mut self) -> Result<Option<String>, DirectoryError> {
         self.requests += 1;
         let mut ldap = self.ldap.clone();
         let ldap3::result::ExopResult(exop, outcome) = self
@@ -221,9 +222,9 @@ impl Connection {
             )
             .await?;
         if outcome.rc != rc::SUCCESS || exop.val.is_none() {
-            return Ok(String::from("(not reported by the server)"));
+            return Ok(None);
         }
-        Ok(exop.parse::<ldap3::exop::WhoAmIResp>().authzid)
+        Ok(Some(exop.parse::<ldap3::exop::WhoAmIResp>().authzid))
     }
 
     pub async fn close(mut self) {
