@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use zeroize::Zeroizing;
 
+use crate::model::DirectoryKind;
+
 /// Where the config is read from when neither `--config` nor
 /// `TEAMSYNC_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/teamsync/config.yaml";
@@ -69,6 +71,8 @@ pub enum Transport {
 
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
+    /// `None`: told by the rootDSE when connecting.
+    pub kind: Option<DirectoryKind>,
     /// The URL as configured, for ldap3 and for messages.
     pub url: String,
     pub host: String,
@@ -198,6 +202,8 @@ const DEFAULT_BUSY_TIMEOUT: &str = "5s";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDirectory {
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
     url: Spanned<String>,
     base_dn: Spanned<String>,
     #[serde(default)]
@@ -444,6 +450,20 @@ impl Checker<'_> {
             }
         };
 
+        let kind = match &raw.kind {
+            None => None,
+            Some(kind) => match kind.value.trim() {
+                "active_directory" => Some(DirectoryKind::ActiveDirectory),
+                "ldap" => Some(DirectoryKind::Ldap),
+                other => {
+                    return Err(self.invalid(
+                        "directory.kind",
+                        kind,
+                        format!("`{other}` is not a directory kind: use active_directory or ldap, or leave it out to detect it"),
+                    ));
+                }
+            },
+        };
         let base_dn = self.non_empty("directory.base_dn", &raw.base_dn)?;
         if !base_dn.contains('=') {
             return Err(self.invalid(
@@ -526,6 +546,7 @@ impl Checker<'_> {
         };
 
         Ok(DirectoryConfig {
+            kind,
             url: url_text,
             host,
             transport,

@@ -78,7 +78,7 @@ mod tests {
         .context("sync pass")
         .unwrap_err();
         assert_eq!(code_for(&err), UNAVAILABLE);
-        let err = anyhow::Error::new(crate::model::Identity::parse("x").unwrap_err());
+        let err = anyhow::Error::new(crate::model::Identity::parse("x", None).unwrap_err());
         assert_eq!(code_for(&err), USAGE);
         assert_eq!(code_for(&anyhow::anyhow!("other")), FAILURE);
     }

@@ -57,7 +57,7 @@ pub fn account(config: &Config, command: AccountCommand) -> anyhow::Result<u8> {
                 println!("created:  {}", detail.created_at);
                 println!("logins:");
                 for login in &detail.logins {
-                    let seen = match (&login.label, &login.object_sid) {
+                    let seen = match (&login.label, &login.object_id) {
                         (Some(label), Some(sid)) => format!("{label}, {sid}"),
                         (None, Some(sid)) => sid.clone(),
                         _ => "not found in the directory yet".to_owned(),
@@ -105,7 +105,7 @@ pub fn login(config: &Config, command: LoginCommand) -> anyhow::Result<u8> {
         LoginCommand::Remove { account, identity } => (account, identity, false),
     };
     let account = AccountName::new(account)?;
-    let identity = Identity::parse(identity)?;
+    let identity = Identity::parse(identity, config.directory.kind)?;
     let store = open_store(config)?;
     if add {
         store.add_login(&account, &identity)?;

@@ -7,7 +7,7 @@ use crate::cli::TeamCommand;
 use crate::config::Config;
 use crate::directory::GroupLookup;
 use crate::exit::SUCCESS;
-use crate::model::{AccountName, GroupRef, Sid, TeamName};
+use crate::model::{AccountName, GroupRef, ObjectId, TeamName};
 use crate::store::GroupLinkRow;
 
 pub async fn run(config: &Config, command: TeamCommand) -> anyhow::Result<u8> {
@@ -118,7 +118,7 @@ async fn link(config: &Config, team: &str, group: &str) -> anyhow::Result<()> {
     store.link_group(&team, &found)?;
     println!(
         "linked team {team} to {} ({}, {})",
-        found.label, found.sid, found.dn
+        found.label, found.id, found.dn
     );
     Ok(())
 }
@@ -137,7 +137,7 @@ async fn unlink(config: &Config, team: &str, group: &str) -> anyhow::Result<()> 
             let lookup = directory.find_group(&group_ref).await?;
             directory.close().await;
             match lookup {
-                GroupLookup::Found(found) => found.sid,
+                GroupLookup::Found(found) => found.id,
                 _ => {
                     return Err(anyhow!(
                         "team {team} has no link matching {group_ref}, and the directory knows no such group"
@@ -151,9 +151,9 @@ async fn unlink(config: &Config, team: &str, group: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn stored_match(links: &[GroupLinkRow], group: &GroupRef) -> Option<Sid> {
+fn stored_match(links: &[GroupLinkRow], group: &GroupRef) -> Option<ObjectId> {
     let matches = |link: &GroupLinkRow| match group {
-        GroupRef::Sid(sid) => link.sid == sid.to_string(),
+        GroupRef::Sid(sid) => link.id == sid.to_string(),
         GroupRef::Dn(dn) => link.dn.eq_ignore_ascii_case(dn),
         GroupRef::DownLevel { domain, name } => link
             .label
@@ -166,5 +166,5 @@ fn stored_match(links: &[GroupLinkRow], group: &GroupRef) -> Option<Sid> {
     links
         .iter()
         .find(|link| matches(link))
-        .and_then(|link| link.sid.parse().ok())
+        .and_then(|link| ObjectId::parse(&link.id).ok())
 }

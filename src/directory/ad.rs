@@ -8,7 +8,7 @@ use ldap3::{Scope, SearchEntry};
 use super::connection::{BaseRead, Connection};
 use super::{DirectoryError, entry, filter};
 use crate::config::DirectoryConfig;
-use crate::model::{DirectoryGroup, FoundAccount, GroupRef, Identity, LoginOutcome, Sid};
+use crate::model::{DirectoryGroup, FoundAccount, GroupRef, Identity, LoginOutcome, ObjectId, Sid};
 
 /// userAccountControl bit: the account is disabled.
 const UAC_ACCOUNT_DISABLE: i64 = 0x2;
@@ -43,7 +43,7 @@ pub struct DomainInfo {
 #[derive(Debug, Clone)]
 pub struct LoginQuery {
     pub identity: Identity,
-    pub pinned: Option<Sid>,
+    pub pinned: Option<ObjectId>,
 }
 
 pub enum GroupLookup {
@@ -140,16 +140,23 @@ impl AdDirectory {
         &mut self,
         logins: &[LoginQuery],
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
-        let pinned: Vec<&Sid> = logins.iter().filter_map(|l| l.pinned.as_ref()).collect();
+        let pinned: Vec<&Sid> = logins
+            .iter()
+            .filter_map(|l| l.pinned.as_ref().and_then(ObjectId::as_sid))
+            .collect();
         let by_sid = self.accounts_by_sid(&pinned).await?;
 
         let mut results = Vec::with_capacity(logins.len());
         for login in logins {
             let found = match &login.pinned {
-                Some(sid) => match by_sid.get(sid) {
+                Some(ObjectId::Sid(sid)) => match by_sid.get(sid) {
                     Some(entry) => Ok(entry.clone()),
                     None => Err(LoginOutcome::NotFound),
                 },
+                Some(ObjectId::Uuid(uuid)) => Err(LoginOutcome::Failed(format!(
+                    "pinned to entryUUID {}, which an Active Directory does not use",
+                    uuid.as_str()
+                ))),
                 None => self.account_by_identity(&login.identity).await?,
             };
             let outcome = match found {
@@ -213,6 +220,12 @@ impl AdDirectory {
                 }
             }
             Identity::Sid(sid) => format!("(objectSid={})", filter::escape_bytes(&sid.to_bytes())),
+            Identity::Uid(_) | Identity::Dn(_) | Identity::Uuid(_) => {
+                return Ok(Err(LoginOutcome::Failed(format!(
+                    "{identity} is {}, not a login form for Active Directory: use NETBIOS\\name, name@domain or a SID",
+                    identity.form()
+                ))));
+            }
         };
         let query = format!("(&(objectClass=user){query})");
         let base = self.info.base_dn.clone();
@@ -252,7 +265,7 @@ impl AdDirectory {
         let sid = entry::object_sid(entry)?;
         let sam = entry::text(entry, "sAMAccountName").unwrap_or_else(|| sid.to_string());
         let mut found = FoundAccount {
-            sid: sid.clone(),
+            id: ObjectId::Sid(sid.clone()),
             dn: entry.dn.clone(),
             label: format!("{}\\{sam}", self.info.netbios_domain),
             groups: BTreeSet::new(),
@@ -290,12 +303,12 @@ impl AdDirectory {
                 entry.dn
             )));
         }
-        found.groups.extend(groups);
+        found.groups.extend(groups.into_iter().map(ObjectId::Sid));
         if let Some(rid) = entry::integer(entry, "primaryGroupID")?
             && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
             && let Ok(primary) = domain.with_rid(rid)
         {
-            found.groups.insert(primary);
+            found.groups.insert(ObjectId::Sid(primary));
         }
         Ok(LoginOutcome::Active(found))
     }
@@ -364,7 +377,7 @@ impl AdDirectory {
             })?;
         let name = entry::text(entry, "sAMAccountName").unwrap_or_else(|| sid.to_string());
         Ok(DirectoryGroup {
-            sid,
+            id: ObjectId::Sid(sid),
             dn: entry.dn.clone(),
             label: format!("{}\\{name}", self.info.netbios_domain),
             is_security: group_type & GROUP_TYPE_SECURITY != 0,

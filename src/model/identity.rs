@@ -6,17 +6,23 @@
 
 use std::fmt;
 
-use super::Sid;
+use super::{DirectoryKind, EntryUuid, Sid};
 
-/// An external login: which AD account stands behind a service account.
+/// An external login: which directory account stands behind a service account.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Identity {
-    /// `NETBIOS\sAMAccountName`
+    /// AD: `NETBIOS\sAMAccountName`
     DownLevel { domain: String, name: String },
-    /// `name@dns.domain`
+    /// AD: `name@dns.domain`
     Upn { name: String, domain: String },
-    /// `S-1-5-21-...`
+    /// AD: `S-1-5-21-...`
     Sid(Sid),
+    /// LDAP: a uid value (the naming attribute is configurable).
+    Uid(String),
+    /// LDAP: the account's DN.
+    Dn(String),
+    /// LDAP: the account's entryUUID.
+    Uuid(EntryUuid),
 }
 
 /// How an admin names a group to link a team to.
@@ -39,9 +45,16 @@ pub enum IdentityError {
     #[error("an identity cannot be empty")]
     Empty,
     #[error(
-        "`{text}` is not an identity: expected NETBIOS\\name (e.g. CORP\\svc-build), a UPN (svc-build@corp.example.com) or a SID (S-1-5-21-...)"
+        "`{text}` is not an identity: expected NETBIOS\\name (e.g. CORP\\svc-build), a UPN (svc-build@corp.example.com) or a SID (S-1-5-21-...); with directory.kind: ldap, a uid, a DN or an entryUUID"
     )]
     Unrecognised { text: String },
+    #[error("`{text}` is {form}, which an {kind} directory does not use for logins; {expected}")]
+    WrongKind {
+        text: String,
+        form: &'static str,
+        kind: &'static str,
+        expected: &'static str,
+    },
     #[error("`{text}`: {problem}")]
     Invalid { text: String, problem: &'static str },
 }
@@ -112,15 +125,51 @@ fn is_dns_domain(domain: &str) -> bool {
 }
 
 impl Identity {
-    pub fn parse(text: &str) -> Result<Identity, IdentityError> {
+    /// Parses a login as an admin typed it. With `kind` unknown (not set in
+    /// the config) the forms that belong to one kind only are accepted, and
+    /// a bare name, which could be either, is refused.
+    pub fn parse(text: &str, kind: Option<DirectoryKind>) -> Result<Identity, IdentityError> {
+        let identity = Identity::parse_any(text)?;
+        let text = text.trim();
+        match (kind, identity.kind()) {
+            (None, Some(_)) => Ok(identity),
+            (None, None) => Err(IdentityError::Unrecognised {
+                text: text.to_owned(),
+            }),
+            (Some(wanted), Some(found)) if wanted == found => Ok(identity),
+            (Some(DirectoryKind::Ldap), None) => Ok(identity),
+            (Some(DirectoryKind::ActiveDirectory), None) => Err(IdentityError::Unrecognised {
+                text: text.to_owned(),
+            }),
+            (Some(wanted), Some(_)) => Err(IdentityError::WrongKind {
+                text: text.to_owned(),
+                form: identity.form(),
+                kind: wanted.as_str(),
+                expected: match wanted {
+                    DirectoryKind::ActiveDirectory => "use NETBIOS\\name, name@domain or a SID",
+                    DirectoryKind::Ldap => "use a uid, a DN or an entryUUID",
+                },
+            }),
+        }
+    }
+
+    /// Parses any syntactically valid form; for values read back from the
+    /// store, which were checked against the kind when they were added.
+    pub fn parse_any(text: &str) -> Result<Identity, IdentityError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(IdentityError::Empty);
         }
         check_printable(text)?;
+        if looks_like_dn(text) {
+            return Ok(Identity::Dn(text.to_owned()));
+        }
         if let Some(parts) = split_down_level(text) {
             let (domain, name) = parts?;
             return Ok(Identity::DownLevel { domain, name });
+        }
+        if let Some(uuid) = EntryUuid::parse(text) {
+            return Ok(Identity::Uuid(uuid));
         }
         if looks_like_sid(text) && !text.contains('@') {
             return parse_sid(text).map(Identity::Sid);
@@ -137,9 +186,30 @@ impl Identity {
                 domain: domain.to_owned(),
             });
         }
-        Err(IdentityError::Unrecognised {
-            text: text.to_owned(),
-        })
+        Ok(Identity::Uid(text.to_owned()))
+    }
+
+    /// The kind of directory this form belongs to; `None` for a bare name.
+    pub fn kind(&self) -> Option<DirectoryKind> {
+        match self {
+            Identity::DownLevel { .. } | Identity::Upn { .. } | Identity::Sid(_) => {
+                Some(DirectoryKind::ActiveDirectory)
+            }
+            Identity::Dn(_) | Identity::Uuid(_) => Some(DirectoryKind::Ldap),
+            Identity::Uid(_) => None,
+        }
+    }
+
+    /// The form, in words, for messages.
+    pub fn form(&self) -> &'static str {
+        match self {
+            Identity::DownLevel { .. } => "a NETBIOS\\name",
+            Identity::Upn { .. } => "a UPN",
+            Identity::Sid(_) => "a SID",
+            Identity::Uid(_) => "a bare name",
+            Identity::Dn(_) => "a DN",
+            Identity::Uuid(_) => "a UUID",
+        }
     }
 }
 
@@ -149,6 +219,8 @@ impl fmt::Display for Identity {
             Identity::DownLevel { domain, name } => write!(f, "{domain}\\{name}"),
             Identity::Upn { name, domain } => write!(f, "{name}@{domain}"),
             Identity::Sid(sid) => write!(f, "{sid}"),
+            Identity::Uid(name) | Identity::Dn(name) => f.write_str(name),
+            Identity::Uuid(uuid) => f.write_str(uuid.as_str()),
         }
     }
 }
@@ -209,33 +281,67 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    impl Identity {
+        fn parse_ad(text: &str) -> Result<Identity, IdentityError> {
+            Identity::parse(text, Some(DirectoryKind::ActiveDirectory))
+        }
+    }
+
+    #[test]
+    fn a_bare_name_is_a_uid_only_for_ldap_directories() {
+        assert!(Identity::parse("svc-build", None).is_err());
+        assert_eq!(
+            Identity::parse("svc-build", Some(DirectoryKind::Ldap)).unwrap(),
+            Identity::Uid("svc-build".into())
+        );
+        assert!(matches!(
+            Identity::parse("CORP\\svc", Some(DirectoryKind::Ldap)),
+            Err(IdentityError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            Identity::parse(
+                "uid=svc,ou=people,dc=example,dc=org",
+                Some(DirectoryKind::ActiveDirectory)
+            ),
+            Err(IdentityError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            Identity::parse("5b2c3a6e-1d2f-4a3b-9c8d-0e1f2a3b4c5d", None),
+            Ok(Identity::Uuid(_))
+        ));
+        assert!(matches!(
+            Identity::parse("uid=svc,ou=people,dc=example,dc=org", None),
+            Ok(Identity::Dn(_))
+        ));
+    }
+
     #[test]
     fn parses_the_three_login_forms() {
         assert_eq!(
-            Identity::parse("CORP\\svc-build").unwrap(),
+            Identity::parse_ad("CORP\\svc-build").unwrap(),
             Identity::DownLevel {
                 domain: "CORP".into(),
                 name: "svc-build".into()
             }
         );
         assert_eq!(
-            Identity::parse("svc-build@corp.example.com").unwrap(),
+            Identity::parse_ad("svc-build@corp.example.com").unwrap(),
             Identity::Upn {
                 name: "svc-build".into(),
                 domain: "corp.example.com".into()
             }
         );
         assert_eq!(
-            Identity::parse("S-1-5-21-1-2-3-1105").unwrap(),
+            Identity::parse_ad("S-1-5-21-1-2-3-1105").unwrap(),
             Identity::Sid("S-1-5-21-1-2-3-1105".parse().unwrap())
         );
     }
 
     #[test]
     fn keeps_wildcards_and_parentheses_as_literal_name_characters() {
-        let identity = Identity::parse("CORP\\svc-b*").unwrap();
+        let identity = Identity::parse_ad("CORP\\svc-b*").unwrap();
         assert_eq!(identity.to_string(), "CORP\\svc-b*");
-        let identity = Identity::parse("CORP\\build (prod)").unwrap();
+        let identity = Identity::parse_ad("CORP\\build (prod)").unwrap();
         assert_eq!(
             identity,
             Identity::DownLevel {
@@ -262,13 +368,13 @@ mod tests {
             "CORP\\svc\u{0}x",
             "CO RP\\svc",
         ] {
-            assert!(Identity::parse(text).is_err(), "{text:?} was accepted");
+            assert!(Identity::parse_ad(text).is_err(), "{text:?} was accepted");
         }
     }
 
     #[test]
     fn a_malformed_login_message_shows_the_accepted_forms() {
-        let message = Identity::parse("svc-build").unwrap_err().to_string();
+        let message = Identity::parse_ad("svc-build").unwrap_err().to_string();
         assert!(message.contains("NETBIOS\\name"), "{message}");
         assert!(message.contains("S-1-5-21-"), "{message}");
     }
@@ -304,8 +410,8 @@ mod tests {
     proptest! {
         #[test]
         fn login_parsing_never_panics_and_round_trips(text in "\\PC{0,40}") {
-            if let Ok(identity) = Identity::parse(&text) {
-                let again = Identity::parse(&identity.to_string()).unwrap();
+            if let Ok(identity) = Identity::parse_any(&text) {
+                let again = Identity::parse_any(&identity.to_string()).unwrap();
                 prop_assert_eq!(again, identity);
             }
         }
@@ -316,7 +422,7 @@ mod tests {
             prop_assume!(!name.is_empty());
             let text = format!("{domain}\\{name}");
             prop_assert_eq!(
-                Identity::parse(&text).unwrap(),
+                Identity::parse_ad(&text).unwrap(),
                 Identity::DownLevel { domain, name }
             );
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::{AccountName, Identity, Sid, TeamName};
+use super::{AccountName, Identity, ObjectId, TeamName};
 
 /// Where a team membership came from. Sync only ever touches `Directory`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -35,11 +35,11 @@ impl fmt::Display for Source {
     }
 }
 
-/// A team linked to a directory group, by the group's SID.
+/// A team linked to a directory group, by the group's stable id.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LinkedGroup {
     pub team: TeamName,
-    pub group: Sid,
+    pub group: ObjectId,
     /// How humans know the group (`CORP\Deployers`), for reasons and logs.
     pub label: String,
 }
@@ -47,13 +47,14 @@ pub struct LinkedGroup {
 /// The directory account found behind a login.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct FoundAccount {
-    pub sid: Sid,
+    /// objectSid (AD) or entryUUID (LDAP): what the login is pinned to.
+    pub id: ObjectId,
     pub dn: String,
-    /// `NETBIOS\sAMAccountName`, for humans.
+    /// `NETBIOS\sAMAccountName` (AD) or the uid (LDAP), for humans.
     pub label: String,
-    /// Every security group the account is in, transitively, primary group
-    /// included: the SIDs of `tokenGroups`.
-    pub groups: BTreeSet<Sid>,
+    /// Every group the account is in, transitively. For AD: the security
+    /// groups of `tokenGroups`, primary group included.
+    pub groups: BTreeSet<ObjectId>,
 }
 
 /// What the directory said about one login.
@@ -118,10 +119,11 @@ pub struct Change {
 /// A directory group as `team link` found it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DirectoryGroup {
-    pub sid: Sid,
+    pub id: ObjectId,
     pub dn: String,
-    /// `NETBIOS\sAMAccountName`.
+    /// `NETBIOS\sAMAccountName` (AD) or the cn (LDAP).
     pub label: String,
-    /// groupType bit 0x80000000: only security groups take part in authorization.
+    /// AD: groupType bit 0x80000000; only security groups take part in
+    /// authorization. Always true for LDAP groups.
     pub is_security: bool,
 }

@@ -19,8 +19,9 @@ pub struct AccountRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginRow {
     pub identity: String,
-    /// The AD account's SID, pinned once the login was first found.
-    pub object_sid: Option<String>,
+    /// The directory account's objectSid or entryUUID, pinned once the
+    /// login was first found.
+    pub object_id: Option<String>,
     pub dn: Option<String>,
     pub label: Option<String>,
     pub resolved_at: Option<String>,
@@ -149,7 +150,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT identity, object_sid, dn, label, resolved_at FROM external_logins
+                "SELECT identity, object_id, dn, label, resolved_at FROM external_logins
                  WHERE account_id = ?1 ORDER BY id",
             )
             .map_err(StoreError::sql("reading logins"))?;
@@ -157,7 +158,7 @@ impl Store {
             .query_map([account_id], |row| {
                 Ok(LoginRow {
                     identity: row.get(0)?,
-                    object_sid: row.get(1)?,
+                    object_id: row.get(1)?,
                     dn: row.get(2)?,
                     label: row.get(3)?,
                     resolved_at: row.get(4)?,
@@ -192,14 +193,15 @@ impl Store {
     pub fn add_login(&self, account: &AccountName, identity: &Identity) -> Result<()> {
         let id = self.account_id(account)?;
         let text = identity.to_string();
-        // A login typed as a SID is pinned from the start.
+        // A login typed as its stable id (SID, entryUUID) is pinned from the start.
         let pinned = match identity {
             Identity::Sid(sid) => Some(sid.to_string()),
+            Identity::Uuid(uuid) => Some(uuid.as_str().to_owned()),
             _ => None,
         };
         self.conn
             .execute(
-                "INSERT INTO external_logins (account_id, identity, object_sid, created_at)
+                "INSERT INTO external_logins (account_id, identity, object_id, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![id, text, pinned, now()],
             )
@@ -259,19 +261,19 @@ mod tests {
     fn logins_are_listed_and_a_sid_login_is_pinned_at_once() {
         let (_dir, store) = temp_store();
         store.create_account(&name("bot"), None).unwrap();
-        let by_name = Identity::parse("CORP\\svc-a").unwrap();
-        let by_sid = Identity::parse("S-1-5-21-1-2-3-1105").unwrap();
+        let by_name = Identity::parse_any("CORP\\svc-a").unwrap();
+        let by_sid = Identity::parse_any("S-1-5-21-1-2-3-1105").unwrap();
         store.add_login(&name("bot"), &by_name).unwrap();
         store.add_login(&name("bot"), &by_sid).unwrap();
         assert!(matches!(
-            store.add_login(&name("bot"), &Identity::parse("corp\\SVC-A").unwrap()),
+            store.add_login(&name("bot"), &Identity::parse_any("corp\\SVC-A").unwrap()),
             Err(StoreError::LoginExists { .. })
         ));
         let detail = store.account_detail(&name("bot")).unwrap();
         assert_eq!(detail.logins.len(), 2);
-        assert_eq!(detail.logins[0].object_sid, None);
+        assert_eq!(detail.logins[0].object_id, None);
         assert_eq!(
-            detail.logins[1].object_sid.as_deref(),
+            detail.logins[1].object_id.as_deref(),
             Some("S-1-5-21-1-2-3-1105")
         );
         store.remove_login(&name("bot"), &by_name).unwrap();
@@ -286,7 +288,7 @@ mod tests {
         let (_dir, store) = temp_store();
         store.create_account(&name("bot"), None).unwrap();
         store
-            .add_login(&name("bot"), &Identity::parse("CORP\\svc").unwrap())
+            .add_login(&name("bot"), &Identity::parse_any("CORP\\svc").unwrap())
             .unwrap();
         store.delete_account(&name("bot")).unwrap();
         assert!(store.list_accounts().unwrap().is_empty());

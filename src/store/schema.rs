@@ -42,7 +42,7 @@ CREATE TABLE external_logins (
     id            INTEGER PRIMARY KEY,
     account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     identity      TEXT NOT NULL COLLATE NOCASE,
-    object_sid    TEXT,
+    object_id     TEXT,
     dn            TEXT,
     label         TEXT,
     resolved_at   TEXT,
@@ -53,11 +53,11 @@ CREATE TABLE external_logins (
 CREATE TABLE team_groups (
     id            INTEGER PRIMARY KEY,
     team_id       INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
-    group_sid     TEXT NOT NULL,
+    group_id      TEXT NOT NULL,
     group_dn      TEXT NOT NULL,
     group_label   TEXT NOT NULL,
     linked_at     TEXT NOT NULL,
-    UNIQUE (team_id, group_sid)
+    UNIQUE (team_id, group_id)
 );
 
 CREATE TABLE memberships (

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use super::{Result, Store, StoreError, now};
-use crate::model::{AccountName, Action, Change, Identity, LinkedGroup, Sid, TeamName};
+use crate::model::{AccountName, Action, Change, Identity, LinkedGroup, ObjectId, TeamName};
 
 /// One external login as the store has it.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct SyncSnapshotLogin {
     pub login_id: i64,
     pub identity: Identity,
     /// Set once the login was first found: from then on it is looked up by SID.
-    pub pinned: Option<Sid>,
+    pub pinned: Option<ObjectId>,
     pub dn: Option<String>,
     pub label: Option<String>,
 }
@@ -34,7 +34,7 @@ pub struct SyncSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginPin {
     pub login_id: i64,
-    pub sid: Sid,
+    pub id: ObjectId,
     pub dn: String,
     pub label: String,
 }
@@ -84,7 +84,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT a.name, l.id, l.identity, l.object_sid, l.dn, l.label
+                "SELECT a.name, l.id, l.identity, l.object_id, l.dn, l.label
                  FROM accounts a LEFT JOIN external_logins l ON l.account_id = a.id
                  ORDER BY a.name, l.id",
             )
@@ -104,14 +104,14 @@ impl Store {
             let login_id: Option<i64> = row.get(1).map_err(StoreError::sql("reading logins"))?;
             let Some(login_id) = login_id else { continue };
             let identity_text: String = row.get(2).map_err(StoreError::sql("reading logins"))?;
-            let identity = Identity::parse(&identity_text)
+            let identity = Identity::parse_any(&identity_text)
                 .map_err(|err| corrupt(format!("login {identity_text:?}: {err}")))?;
             let pinned_text: Option<String> =
                 row.get(3).map_err(StoreError::sql("reading logins"))?;
             let pinned = pinned_text
                 .map(|text| {
-                    text.parse::<Sid>()
-                        .map_err(|err| corrupt(format!("pinned SID {text:?}: {err}")))
+                    ObjectId::parse(&text)
+                        .map_err(|err| corrupt(format!("pinned id {text:?}: {err}")))
                 })
                 .transpose()?;
             let login = SyncSnapshotLogin {
@@ -129,7 +129,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT t.name, g.group_sid, g.group_label FROM team_groups g
+                "SELECT t.name, g.group_id, g.group_label FROM team_groups g
                  JOIN teams t ON t.id = g.team_id ORDER BY t.name, g.group_label",
             )
             .map_err(StoreError::sql("reading team links"))?;
@@ -141,9 +141,8 @@ impl Store {
             snapshot.links.push(LinkedGroup {
                 team: TeamName::new(&team)
                     .map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
-                group: sid
-                    .parse()
-                    .map_err(|err| corrupt(format!("group SID {sid:?}: {err}")))?,
+                group: ObjectId::parse(&sid)
+                    .map_err(|err| corrupt(format!("group id {sid:?}: {err}")))?,
                 label,
             });
         }
@@ -204,9 +203,9 @@ impl Store {
         }
         for pin in pins {
             tx.execute(
-                "UPDATE external_logins SET object_sid = ?1, dn = ?2, label = ?3, resolved_at = ?4
+                "UPDATE external_logins SET object_id = ?1, dn = ?2, label = ?3, resolved_at = ?4
                  WHERE id = ?5",
-                params![pin.sid.to_string(), pin.dn, pin.label, at, pin.login_id],
+                params![pin.id.to_string(), pin.dn, pin.label, at, pin.login_id],
             )
             .map_err(StoreError::sql("pinning a login"))?;
         }
@@ -337,17 +336,17 @@ mod tests {
         let bot = AccountName::new("bot").unwrap();
         store.create_account(&bot, None).unwrap();
         store
-            .add_login(&bot, &Identity::parse("CORP\\svc").unwrap())
+            .add_login(&bot, &Identity::parse_any("CORP\\svc").unwrap())
             .unwrap();
         let login_id = store.sync_snapshot().unwrap().accounts[0].1[0].login_id;
-        let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
+        let sid = ObjectId::parse("S-1-5-21-1-2-3-1105").unwrap();
         store
             .apply_pass(
                 &record(RunOutcome::Success),
                 &[],
                 &[LoginPin {
                     login_id,
-                    sid: sid.clone(),
+                    id: sid.clone(),
                     dn: "CN=svc,DC=corp".into(),
                     label: "CORP\\svc".into(),
                 }],

@@ -4,11 +4,11 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Result, Store, StoreError, now, unique_or};
-use crate::model::{AccountName, DirectoryGroup, Sid, TeamName};
+use crate::model::{AccountName, DirectoryGroup, ObjectId, TeamName};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupLinkRow {
-    pub sid: String,
+    pub id: String,
     pub dn: String,
     pub label: String,
     pub linked_at: String,
@@ -97,14 +97,14 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT group_sid, group_dn, group_label, linked_at FROM team_groups
+                "SELECT group_id, group_dn, group_label, linked_at FROM team_groups
                  WHERE team_id = ?1 ORDER BY group_label",
             )
             .map_err(StoreError::sql("reading a team's links"))?;
         let rows = stmt
             .query_map([team_id], |row| {
                 Ok(GroupLinkRow {
-                    sid: row.get(0)?,
+                    id: row.get(0)?,
                     dn: row.get(1)?,
                     label: row.get(2)?,
                     linked_at: row.get(3)?,
@@ -125,9 +125,9 @@ impl Store {
         let id = self.team_id(team)?;
         self.conn
             .execute(
-                "INSERT INTO team_groups (team_id, group_sid, group_dn, group_label, linked_at)
+                "INSERT INTO team_groups (team_id, group_id, group_dn, group_label, linked_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, group.sid.to_string(), group.dn, group.label, now()],
+                params![id, group.id.to_string(), group.dn, group.label, now()],
             )
             .map_err(unique_or("linking a group", || StoreError::LinkExists {
                 team: team.to_string(),
@@ -136,13 +136,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn unlink_group(&self, team: &TeamName, sid: &Sid, shown_as: &str) -> Result<()> {
+    pub fn unlink_group(&self, team: &TeamName, group: &ObjectId, shown_as: &str) -> Result<()> {
         let id = self.team_id(team)?;
         let removed = self
             .conn
             .execute(
-                "DELETE FROM team_groups WHERE team_id = ?1 AND group_sid = ?2",
-                params![id, sid.to_string()],
+                "DELETE FROM team_groups WHERE team_id = ?1 AND group_id = ?2",
+                params![id, group.to_string()],
             )
             .map_err(StoreError::sql("unlinking a group"))?;
         if removed == 0 {
@@ -220,13 +220,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{AccountName, DirectoryGroup, TeamName};
+    use crate::model::{AccountName, DirectoryGroup, ObjectId, TeamName};
     use crate::store::StoreError;
     use crate::store::test_support::temp_store;
 
     fn group(rid: u32) -> DirectoryGroup {
         DirectoryGroup {
-            sid: format!("S-1-5-21-1-2-3-{rid}").parse().unwrap(),
+            id: ObjectId::parse(&format!("S-1-5-21-1-2-3-{rid}")).unwrap(),
             dn: format!("CN=g{rid},DC=corp"),
             label: format!("CORP\\g{rid}"),
             is_security: true,
@@ -247,7 +247,7 @@ mod tests {
         let teams = store.list_teams().unwrap();
         assert_eq!(teams[0].groups.len(), 2);
         store
-            .unlink_group(&team, &group(10).sid, "CORP\\g10")
+            .unlink_group(&team, &group(10).id, "CORP\\g10")
             .unwrap();
         assert_eq!(store.links_of(&team).unwrap().len(), 1);
     }

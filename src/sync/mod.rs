@@ -138,13 +138,13 @@ fn combine(
                 .next()
                 .unwrap_or_else(|| LoginOutcome::Failed("no answer for this login".into()));
             if let LoginOutcome::Active(found) | LoginOutcome::Disabled(found) = &outcome {
-                let unchanged = login.pinned.as_ref() == Some(&found.sid)
+                let unchanged = login.pinned.as_ref() == Some(&found.id)
                     && login.dn.as_deref() == Some(found.dn.as_str())
                     && login.label.as_deref() == Some(found.label.as_str());
                 if !unchanged {
                     pins.push(LoginPin {
                         login_id: login.login_id,
-                        sid: found.sid.clone(),
+                        id: found.id.clone(),
                         dn: found.dn.clone(),
                         label: found.label.clone(),
                     });

@@ -196,11 +196,11 @@ fn removal_reason(logins: &[ResolvedLogin], team: &TeamName, links: &[LinkedGrou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FoundAccount, Identity, Sid};
+    use crate::model::{FoundAccount, Identity, ObjectId};
     use proptest::prelude::*;
 
-    fn sid(rid: u32) -> Sid {
-        format!("S-1-5-21-1-2-3-{rid}").parse().unwrap()
+    fn sid(rid: u32) -> ObjectId {
+        ObjectId::parse(&format!("S-1-5-21-1-2-3-{rid}")).unwrap()
     }
     fn account(name: &str) -> AccountName {
         AccountName::new(name).unwrap()
@@ -217,7 +217,7 @@ mod tests {
     }
     fn found(name: &str, groups: &[u32]) -> FoundAccount {
         FoundAccount {
-            sid: sid(5000),
+            id: sid(5000),
             dn: format!("CN={name},CN=Users,DC=corp"),
             label: format!("CORP\\{name}"),
             groups: groups.iter().map(|rid| sid(*rid)).collect(),
@@ -225,7 +225,7 @@ mod tests {
     }
     fn login(name: &str, outcome: LoginOutcome) -> ResolvedLogin {
         ResolvedLogin {
-            identity: Identity::parse(&format!("CORP\\{name}")).unwrap(),
+            identity: Identity::parse_any(&format!("CORP\\{name}")).unwrap(),
             outcome,
         }
     }
@@ -407,7 +407,7 @@ mod tests {
         prop_oneof![
             prop::collection::btree_set(0u32..8, 0..5).prop_map(|rids| {
                 LoginOutcome::Active(FoundAccount {
-                    sid: sid(9000),
+                    id: sid(9000),
                     dn: "CN=x".into(),
                     label: "CORP\\x".into(),
                     groups: rids.into_iter().map(sid).collect(),
