@@ -83,6 +83,20 @@ pub enum Command {
     Apikey(ApikeyCommand),
     /// Check the config, the store and the directory connection, and say what was found.
     Check,
+    /// Run as a service: a pass at start, then every sync.interval (what the systemd unit runs).
+    Daemon,
+    /// Show the last pass, the last successful pass, the next one, and counts.
+    Status {
+        #[command(flatten)]
+        output: Json,
+    },
+    /// Explain why an account is or is not a member of each team (or of one).
+    Explain {
+        account: String,
+        team: Option<String>,
+        #[command(flatten)]
+        output: Json,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub directory: DirectoryConfig,
     pub sync: SyncConfig,
+    pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
 }
 
@@ -97,6 +98,9 @@ pub struct BindConfig {
 pub enum PasswordSource {
     File(PathBuf),
     Env(String),
+    /// A systemd credential (`LoadCredential=NAME:...`), read from
+    /// `$CREDENTIALS_DIRECTORY/NAME`.
+    Credential(String),
 }
 
 #[derive(Debug, Clone)]
@@ -108,12 +112,35 @@ pub struct TlsConfig {
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
     pub interval: Duration,
+    /// Up to this much random delay is added to each interval, so that
+    /// several servers do not query the DCs in step.
+    pub jitter: Duration,
+    /// The first retry after a failed pass; it doubles up to `interval`.
+    pub retry_initial: Duration,
+    /// No successful pass for this long: an error every pass, and "stale"
+    /// in status and metrics. Memberships are never purged for it.
+    pub stale_after: Duration,
+    /// How long `--sync-now` waits for a running pass before exiting 75.
+    pub lock_wait: Duration,
     pub max_removals: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Where to serve Prometheus metrics; `None`: not served.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone)]
 pub struct LoggingConfig {
     pub level: String,
+    pub format: LogFormat,
 }
 
 /// A password held in memory: redacted when printed, wiped when dropped.
@@ -147,12 +174,23 @@ pub enum SecretError {
     EmptyFile { path: PathBuf },
     #[error("environment variable {name} (directory.bind.password_env) is not set or empty")]
     Env { name: String },
+    #[error(
+        "directory.bind.password_credential needs $CREDENTIALS_DIRECTORY: run under a systemd unit with LoadCredential={name}:..., or use password_file"
+    )]
+    NoCredentials { name: String },
 }
 
 impl PasswordSource {
     /// Reads the password. Errors name where it was looked for, never what it is.
     pub fn read(&self) -> Result<Secret, SecretError> {
         match self {
+            PasswordSource::Credential(name) => {
+                let directory = std::env::var_os("CREDENTIALS_DIRECTORY")
+                    .map(PathBuf::from)
+                    .filter(|dir| dir.is_absolute())
+                    .ok_or_else(|| SecretError::NoCredentials { name: name.clone() })?;
+                PasswordSource::File(directory.join(name)).read()
+            }
             PasswordSource::File(path) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
                     SecretError::File {
@@ -185,6 +223,8 @@ struct RawConfig {
     directory: RawDirectory,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     logging: RawLogging,
 }
@@ -226,6 +266,8 @@ struct RawBind {
     password_file: Option<Spanned<String>>,
     #[serde(default)]
     password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    password_credential: Option<Spanned<String>>,
     /// Permit a simple bind over a connection without TLS.
     #[serde(default)]
     allow_plaintext_password: bool,
@@ -260,9 +302,28 @@ struct RawSync {
     #[serde(default)]
     interval: Option<Spanned<String>>,
     #[serde(default)]
+    jitter: Option<Spanned<String>>,
+    #[serde(default)]
+    retry_initial: Option<Spanned<String>>,
+    #[serde(default)]
+    stale_after: Option<Spanned<String>>,
+    #[serde(default)]
+    lock_wait: Option<Spanned<String>>,
+    #[serde(default)]
     max_removals: Option<usize>,
 }
 const DEFAULT_INTERVAL: &str = "15m";
+const DEFAULT_JITTER: &str = "30s";
+const DEFAULT_RETRY_INITIAL: &str = "30s";
+const DEFAULT_STALE_AFTER: &str = "24h";
+const DEFAULT_LOCK_WAIT: &str = "30s";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    listen: Option<Spanned<String>>,
+}
 const DEFAULT_MAX_REMOVALS: usize = 50;
 
 #[derive(Deserialize, Default)]
@@ -270,6 +331,8 @@ const DEFAULT_MAX_REMOVALS: usize = 50;
 struct RawLogging {
     #[serde(default)]
     level: Option<Spanned<String>>,
+    #[serde(default)]
+    format: Option<Spanned<String>>,
 }
 const DEFAULT_LOG_LEVEL: &str = "info";
 
@@ -334,6 +397,22 @@ impl Checker<'_> {
         value: &Option<Spanned<String>>,
         default: &str,
     ) -> Result<Duration, ConfigError> {
+        let parsed = self.duration_or_zero(key, value, default)?;
+        if parsed.is_zero() {
+            // Only a configured value can be zero; name it.
+            if let Some(value) = value {
+                return Err(self.invalid(key, value, "must be longer than zero"));
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn duration_or_zero(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let Some(value) = value else {
             // Defaults are constants above; a test proves they parse.
             return Ok(humantime::parse_duration(default).unwrap_or(Duration::from_secs(60)));
@@ -348,9 +427,6 @@ impl Checker<'_> {
                 ),
             )
         })?;
-        if parsed.is_zero() {
-            return Err(self.invalid(key, value, "must be longer than zero"));
-        }
         Ok(parsed)
     }
 
@@ -374,7 +450,48 @@ impl Checker<'_> {
         let directory = self.directory(raw.directory)?;
         let sync = SyncConfig {
             interval: self.duration("sync.interval", &raw.sync.interval, DEFAULT_INTERVAL)?,
+            jitter: self.duration_or_zero("sync.jitter", &raw.sync.jitter, DEFAULT_JITTER)?,
+            retry_initial: self.duration(
+                "sync.retry_initial",
+                &raw.sync.retry_initial,
+                DEFAULT_RETRY_INITIAL,
+            )?,
+            stale_after: self.duration(
+                "sync.stale_after",
+                &raw.sync.stale_after,
+                DEFAULT_STALE_AFTER,
+            )?,
+            lock_wait: self.duration("sync.lock_wait", &raw.sync.lock_wait, DEFAULT_LOCK_WAIT)?,
             max_removals: raw.sync.max_removals.unwrap_or(DEFAULT_MAX_REMOVALS),
+        };
+        let metrics = MetricsConfig {
+            listen: match &raw.metrics.listen {
+                None => None,
+                Some(listen) => Some(listen.value.trim().parse().map_err(|_| {
+                    self.invalid(
+                        "metrics.listen",
+                        listen,
+                        format!(
+                            "`{}` is not an address and port such as 127.0.0.1:9464",
+                            listen.value
+                        ),
+                    )
+                })?),
+            },
+        };
+        let format = match &raw.logging.format {
+            None => LogFormat::Text,
+            Some(format) => match format.value.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(self.invalid(
+                        "logging.format",
+                        format,
+                        format!("`{other}` is not a log format: use text or json"),
+                    ));
+                }
+            },
         };
         let level = match &raw.logging.level {
             Some(level) => {
@@ -395,7 +512,8 @@ impl Checker<'_> {
             store,
             directory,
             sync,
-            logging: LoggingConfig { level },
+            metrics,
+            logging: LoggingConfig { level, format },
         })
     }
 
@@ -491,11 +609,28 @@ impl Checker<'_> {
         let bind_at = &raw.bind;
         let bind = &raw.bind.value;
         let dn = self.non_empty("directory.bind.dn", &bind.dn)?;
-        let password = match (&bind.password_file, &bind.password_env) {
-            (Some(file), None) => PasswordSource::File(PathBuf::from(
+        let password = match (
+            &bind.password_file,
+            &bind.password_env,
+            &bind.password_credential,
+        ) {
+            (None, None, Some(credential)) => {
+                let name = self.non_empty("directory.bind.password_credential", credential)?;
+                if name.contains('/') || name == "." || name == ".." {
+                    return Err(self.invalid(
+                        "directory.bind.password_credential",
+                        credential,
+                        format!(
+                            "`{name}` is not a credential name (as in LoadCredential=NAME:PATH)"
+                        ),
+                    ));
+                }
+                PasswordSource::Credential(name)
+            }
+            (Some(file), None, None) => PasswordSource::File(PathBuf::from(
                 self.non_empty("directory.bind.password_file", file)?,
             )),
-            (None, Some(env)) => {
+            (None, Some(env), None) => {
                 let name = self.non_empty("directory.bind.password_env", env)?;
                 if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(self.invalid(
@@ -506,18 +641,18 @@ impl Checker<'_> {
                 }
                 PasswordSource::Env(name)
             }
-            (Some(_), Some(env)) => {
-                return Err(self.invalid(
-                    "directory.bind.password_env",
-                    env,
-                    "set either password_file or password_env, not both",
-                ));
-            }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(self.invalid(
                     "directory.bind",
                     bind_at,
-                    "needs password_file (or password_env) for the bind password",
+                    "needs password_file, password_env or password_credential for the bind password",
+                ));
+            }
+            _ => {
+                return Err(self.invalid(
+                    "directory.bind",
+                    bind_at,
+                    "set only one of password_file, password_env and password_credential",
                 ));
             }
         };
@@ -681,7 +816,34 @@ directory:
         let none = MINIMAL.replace("    password_file: /etc/teamsync/bind-password\n", "");
         assert!(error(&none).contains("password_file"));
         let both = format!("{MINIMAL}    password_env: BIND_PW\n");
-        assert!(error(&both).contains("not both"));
+        assert!(error(&both).contains("only one of"));
+    }
+
+    #[test]
+    fn a_systemd_credential_is_read_from_the_credentials_directory() {
+        let text = MINIMAL.replace(
+            "    password_file: /etc/teamsync/bind-password\n",
+            "    password_credential: bind-password\n",
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.directory.bind.password,
+            PasswordSource::Credential("bind-password".into())
+        );
+        assert!(
+            error(&text.replace("bind-password\n", "../etc/shadow\n")).contains("credential name")
+        );
+        // Without $CREDENTIALS_DIRECTORY the error says what to do.
+        if std::env::var_os("CREDENTIALS_DIRECTORY").is_none() {
+            let message = config
+                .directory
+                .bind
+                .password
+                .read()
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("LoadCredential"), "{message}");
+        }
     }
 
     #[test]
@@ -691,6 +853,10 @@ directory:
             DEFAULT_CONNECT_TIMEOUT,
             DEFAULT_OPERATION_TIMEOUT,
             DEFAULT_INTERVAL,
+            DEFAULT_JITTER,
+            DEFAULT_RETRY_INITIAL,
+            DEFAULT_STALE_AFTER,
+            DEFAULT_LOCK_WAIT,
         ] {
             assert!(humantime::parse_duration(text).is_ok(), "{text}");
         }

@@ -2,7 +2,8 @@
 //! store in line with their security-group membership in Active Directory.
 //!
 //! # Layout
-//! Arrows point down only: `main -> sync -> {directory, store} -> config -> model`.
+//! Arrows point down only:
+//! `main -> commands -> daemon -> sync -> {directory, store} -> config -> model`.
 //!
 //! - [`model`]: shared nouns (names, SIDs, identities, changes); no I/O.
 //! - [`config`]: YAML to a validated [`config::Config`]; the `Secret` type.
@@ -11,6 +12,8 @@
 //!   place ldap3 appears.
 //! - [`sync`]: one reconcile pass: `plan` decides (pure), `mod` wires the I/O,
 //!   `report` sums up.
+//! - [`daemon`]: the scheduled worker (`teamsync daemon`): when to run a
+//!   pass, signals, sd_notify; [`metrics`]: Prometheus metrics.
 //! - [`apikey`]: generating and hashing API keys.
 //! - [`cli`]: the command line; [`commands`]: what each command does.
 //! - [`exit`]: the documented exit codes and which error maps to which.
@@ -19,8 +22,10 @@ pub mod apikey;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod directory;
 pub mod exit;
+pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod sync;

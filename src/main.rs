@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use teamsync::cli::Cli;
-use teamsync::config::Config;
+use teamsync::config::{Config, LogFormat};
 use teamsync::{commands, exit};
 use tracing_subscriber::EnvFilter;
 
@@ -13,11 +13,11 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(err) => {
-            init_logging("info");
+            init_logging("info", LogFormat::Text);
             return fail(anyhow::Error::new(err));
         }
     };
-    init_logging(&config.logging.level);
+    init_logging(&config.logging.level, config.logging.format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,18 +37,19 @@ fn fail(err: anyhow::Error) -> ExitCode {
     ExitCode::from(exit::code_for(&err))
 }
 
-/// Logs go to stderr. RUST_LOG wins over logging.level; under systemd
-/// (JOURNAL_STREAM set) lines carry no colour and no timestamp of their own.
-fn init_logging(level: &str) {
+/// Logs go to stderr. RUST_LOG wins over logging.level. `json`: one object
+/// per line for log shippers; under systemd (JOURNAL_STREAM set) text lines
+/// carry no colour and no timestamp of their own (the journal adds one).
+fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    if under_journal {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text if under_journal => builder.without_time().with_ansi(false).init(),
+        LogFormat::Text => builder.init(),
     }
 }

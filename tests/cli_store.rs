@@ -263,7 +263,13 @@ fn the_store_is_readable_by_its_owner_only() {
 
 #[test]
 fn a_pass_while_another_holds_the_lock_exits_75_naming_the_holder() {
-    let s = Scratch::new();
+    let s = Scratch::with_config(|store| {
+        format!(
+            "store:\n  path: {store}\ndirectory:\n  url: ldaps://dc1.corp.example.com\n  \
+             base_dn: DC=corp,DC=example,DC=com\n  bind:\n    dn: svc@corp.example.com\n    \
+             password_env: UNUSED_BIND_PASSWORD\nsync:\n  lock_wait: 1s\n"
+        )
+    });
     s.ok(&["account", "list"]);
     let lock_path = s.dir.path().join("accounts.db.lock");
     let lock = std::fs::OpenOptions::new()
@@ -274,8 +280,11 @@ fn a_pass_while_another_holds_the_lock_exits_75_naming_the_holder() {
         .unwrap();
     lock.try_lock().unwrap();
     std::fs::write(&lock_path, "4242").unwrap();
+    let started = std::time::Instant::now();
     let run = s.run(&["--sync-now"]);
     assert_eq!(run.code, 75, "{}", run.stderr);
+    // It waited sync.lock_wait for the holder before giving up.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     assert!(
         run.stderr.contains("another pass is running"),
         "{}",

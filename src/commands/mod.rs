@@ -5,7 +5,9 @@
 mod accounts;
 mod apikeys;
 mod check;
+mod explain;
 mod output;
+mod status;
 mod sync_now;
 mod teams;
 
@@ -26,6 +28,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<u8> {
         Some(Command::Team(command)) => teams::run(&config, command).await,
         Some(Command::Apikey(command)) => apikeys::run(&config, command),
         Some(Command::Check) => check::run(&config).await,
+        Some(Command::Daemon) => crate::daemon::run(cli.config.clone(), config).await,
+        Some(Command::Status { output }) => status::run(&config, output.json),
+        Some(Command::Explain {
+            account,
+            team,
+            output,
+        }) => explain::run(&config, &account, team.as_deref(), output.json).await,
         // clap's arg_required_else_help prints the help before we get here.
         None => Ok(crate::exit::USAGE),
     }

@@ -1,19 +1,17 @@
 //! `teamsync --sync-now`: one pass under the pass lock.
 
-use super::{open_store, output};
+use super::output;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::exit::{FAILURE, SUCCESS, TEMPORARY};
-use crate::sync::{self, PassOptions, lock::PassLock};
+use crate::sync::{self, PassOptions};
 
 pub async fn run(config: &Config, cli: &Cli) -> anyhow::Result<u8> {
-    let _lock = PassLock::try_acquire(&config.store.path)?;
-    let mut store = open_store(config)?;
     let options = PassOptions {
         dry_run: cli.dry_run,
         allow_removals: cli.allow_removals,
     };
-    let report = sync::run_pass(config, &mut store, options).await?;
+    let report = sync::run_recorded(config, options, config.sync.lock_wait).await?;
     if cli.json {
         output::json(&report)?;
     } else {

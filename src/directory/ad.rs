@@ -5,10 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use ldap3::{Scope, SearchEntry};
 
+use super::chain;
 use super::connection::{BaseRead, Connection};
 use super::{DirectoryError, entry, filter};
 use crate::config::DirectoryConfig;
-use crate::model::{DirectoryGroup, FoundAccount, GroupRef, Identity, LoginOutcome, ObjectId, Sid};
+use crate::model::{
+    DirectoryGroup, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId, Sid,
+};
 
 /// userAccountControl bit: the account is disabled.
 const UAC_ACCOUNT_DISABLE: i64 = 0x2;
@@ -311,6 +314,70 @@ impl AdDirectory {
             found.groups.insert(ObjectId::Sid(primary));
         }
         Ok(LoginOutcome::Active(found))
+    }
+
+    /// How the account reaches each target group, for `explain`: walks
+    /// memberOf upwards from the account's direct groups and its primary
+    /// group. A chain through security groups only is preferred; a target
+    /// reachable only through a distribution group gets that chain, which
+    /// grants nothing. Unreachable targets get no chain.
+    pub async fn group_chains(
+        &mut self,
+        account: &FoundAccount,
+        targets: &[ObjectId],
+    ) -> Result<Vec<GroupChain>, DirectoryError> {
+        let BaseRead::Found(entry) = self
+            .conn
+            .read(&account.dn, &["memberOf", "primaryGroupID", "objectSid"])
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut starts = entry::texts(&entry, "memberOf");
+        if let (Some(rid), Ok(sid)) = (
+            entry::integer(&entry, "primaryGroupID")?,
+            entry::object_sid(&entry),
+        ) && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
+            && let Ok(primary) = domain.with_rid(rid)
+        {
+            let query = format!("(objectSid={})", filter::escape_bytes(&primary.to_bytes()));
+            let base = self.info.base_dn.clone();
+            let found = self
+                .conn
+                .search(&base, Scope::Subtree, &query, &["objectSid"])
+                .await?;
+            starts.extend(found.into_iter().map(|e| e.dn));
+        }
+
+        let mut graph = chain::Graph::default();
+        let mut queue: std::collections::VecDeque<String> = starts.iter().cloned().collect();
+        while let Some(dn) = queue.pop_front() {
+            if graph.contains(&dn) || graph.len() >= chain::MAX_NODES {
+                continue;
+            }
+            let attrs = ["objectSid", "sAMAccountName", "groupType", "memberOf"];
+            let BaseRead::Found(group) = self.conn.read(&dn, &attrs).await? else {
+                continue;
+            };
+            let Ok(sid) = entry::object_sid(&group) else {
+                continue;
+            };
+            let parents = entry::texts(&group, "memberOf");
+            queue.extend(parents.iter().cloned());
+            let name = entry::text(&group, "sAMAccountName").unwrap_or_else(|| sid.to_string());
+            let group_type = entry::integer(&group, "groupType")?.unwrap_or(0);
+            graph.insert(chain::Node {
+                dn: group.dn.clone(),
+                id: ObjectId::Sid(sid),
+                label: format!("{}\\{name}", self.info.netbios_domain),
+                is_security: group_type & GROUP_TYPE_SECURITY != 0,
+                parents,
+            });
+        }
+        Ok(targets
+            .iter()
+            .filter_map(|target| graph.chain(&starts, target))
+            .collect())
     }
 
     /// Finds a group by DN, `NETBIOS\name`, plain name or SID.

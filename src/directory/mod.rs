@@ -6,6 +6,7 @@
 //! - `entry`: typed values out of raw entries; `filter`: RFC 4515 escaping.
 
 mod ad;
+mod chain;
 mod connection;
 mod entry;
 pub mod filter;
@@ -116,6 +117,30 @@ impl DirectoryError {
             self,
             DirectoryError::CaFile { .. } | DirectoryError::Password(_)
         )
+    }
+
+    /// A short name for the kind of failure, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DirectoryError::CaFile { .. }
+            | DirectoryError::Password(_)
+            | DirectoryError::TlsSetup { .. } => "config",
+            DirectoryError::Connect { .. } => {
+                let chain = error_chain_text(self);
+                if chain.contains("certificate") || chain.contains("Tls") || chain.contains("tls") {
+                    "tls"
+                } else {
+                    "connect"
+                }
+            }
+            DirectoryError::Timeout { .. } => "timeout",
+            DirectoryError::BindRefused { .. } => "bind",
+            DirectoryError::Protocol { .. } => "connection",
+            DirectoryError::Result { .. } => "search",
+            DirectoryError::Malformed { .. }
+            | DirectoryError::NotActiveDirectory { .. }
+            | DirectoryError::DomainNotFound { .. } => "directory",
+        }
     }
 
     /// What an operator should try, when the cause is recognisable.

@@ -12,8 +12,8 @@ pub use identity::{GroupRef, Identity, IdentityError};
 pub use names::{AccountName, NameError, TeamName};
 pub use object_id::{EntryUuid, ObjectId, ObjectIdError};
 pub use resolution::{
-    AccountInput, Action, Change, DirectoryGroup, FoundAccount, LinkedGroup, LoginOutcome,
-    ResolvedLogin, Source,
+    AccountInput, Action, ChainStep, Change, DirectoryGroup, FoundAccount, GroupChain, LinkedGroup,
+    LoginOutcome, ResolvedLogin, Source,
 };
 pub use sid::{Sid, SidError};
 

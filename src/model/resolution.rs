@@ -127,3 +127,27 @@ pub struct DirectoryGroup {
     /// authorization. Always true for LDAP groups.
     pub is_security: bool,
 }
+
+/// One step of a membership chain: a group on the way up.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainStep {
+    pub label: String,
+    pub dn: String,
+    /// AD: only security groups pass membership on to Windows authorization.
+    pub is_security: bool,
+}
+
+/// How an account reaches a linked group: from its first group (direct
+/// membership or primary group) up to the linked group itself.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct GroupChain {
+    pub target: ObjectId,
+    pub steps: Vec<ChainStep>,
+}
+
+impl GroupChain {
+    /// A distribution group on the way: the chain grants nothing.
+    pub fn distribution_step(&self) -> Option<&ChainStep> {
+        self.steps.iter().find(|step| !step.is_security)
+    }
+}

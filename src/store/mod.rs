@@ -7,6 +7,7 @@
 mod accounts;
 mod apikeys;
 mod schema;
+mod state_file;
 mod sync_state;
 mod teams;
 
@@ -18,7 +19,10 @@ use rusqlite::{Connection, OpenFlags};
 pub use accounts::{AccountDetail, AccountRow, LoginRow};
 pub use apikeys::{ApiKeyRow, KeyCheck};
 pub use schema::SCHEMA_VERSION;
-pub use sync_state::{LoginPin, PassRecord, RunOutcome, SyncSnapshot, SyncSnapshotLogin};
+pub use state_file::{Attempt, PassState, StateFileError, state_path};
+pub use sync_state::{
+    LoginPin, PassRecord, RunOutcome, RunRow, StoreCounts, SyncSnapshot, SyncSnapshotLogin,
+};
 pub use teams::{GroupLinkRow, MemberRow, TeamRow};
 
 #[derive(Debug, thiserror::Error)]

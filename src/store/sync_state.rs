@@ -220,6 +220,74 @@ impl Store {
     }
 }
 
+/// A recorded pass, as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub started_at: String,
+    pub finished_at: String,
+    pub outcome: String,
+    pub added: i64,
+    pub removed: i64,
+    pub failed_logins: i64,
+    pub detail: Option<String>,
+}
+
+/// What the store holds, counted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreCounts {
+    pub service_accounts: i64,
+    /// Service accounts with at least one external login.
+    pub linked_accounts: i64,
+    pub linked_logins: i64,
+    pub linked_teams: i64,
+}
+
+impl Store {
+    /// The last pass that applied its plan (success or partial).
+    pub fn last_applied_run(&self) -> Result<Option<RunRow>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT started_at, finished_at, outcome, added, removed, failed_logins, detail
+                 FROM sync_runs WHERE outcome IN ('success', 'partial') ORDER BY id DESC LIMIT 1",
+                [],
+                |row| {
+                    Ok(RunRow {
+                        started_at: row.get(0)?,
+                        finished_at: row.get(1)?,
+                        outcome: row.get(2)?,
+                        added: row.get(3)?,
+                        removed: row.get(4)?,
+                        failed_logins: row.get(5)?,
+                        detail: row.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(StoreError::sql("reading the last pass"))
+    }
+
+    pub fn counts(&self) -> Result<StoreCounts> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM accounts),
+                        (SELECT count(DISTINCT account_id) FROM external_logins),
+                        (SELECT count(*) FROM external_logins),
+                        (SELECT count(DISTINCT team_id) FROM team_groups)",
+                [],
+                |row| {
+                    Ok(StoreCounts {
+                        service_accounts: row.get(0)?,
+                        linked_accounts: row.get(1)?,
+                        linked_logins: row.get(2)?,
+                        linked_teams: row.get(3)?,
+                    })
+                },
+            )
+            .map_err(StoreError::sql("counting"))
+    }
+}
+
 fn insert_run(tx: &Transaction<'_>, record: &PassRecord) -> Result<i64> {
     tx.execute(
         "INSERT INTO sync_runs (started_at, finished_at, outcome, added, removed, failed_logins, detail)

@@ -69,9 +69,45 @@ impl PassLock {
     }
 }
 
+impl PassLock {
+    /// Takes the lock, waiting up to `wait` for a running pass to finish.
+    pub async fn acquire_within(
+        store_path: &Path,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<PassLock> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match PassLock::try_acquire(store_path) {
+                Ok(lock) => return Ok(lock),
+                Err(err) if err.is::<PassLocked>() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_acquire_gets_the_lock_once_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("accounts.db");
+        let held = PassLock::try_acquire(&store).unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let waited = PassLock::acquire_within(&store, std::time::Duration::from_secs(5)).await;
+        assert!(waited.is_ok());
+        release.await.unwrap();
+        let _second = waited.unwrap();
+        let refused = PassLock::acquire_within(&store, std::time::Duration::from_millis(200)).await;
+        assert!(refused.err().unwrap().is::<PassLocked>());
+    }
 
     #[test]
     fn a_second_lock_is_refused_and_names_the_holder() {

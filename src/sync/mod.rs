@@ -5,6 +5,7 @@
 //! the first write, and any directory failure returns before the store is
 //! touched, so "could not read" never becomes "remove".
 
+pub mod explain;
 pub mod lock;
 pub mod plan;
 pub mod report;
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::directory::{AdDirectory, LoginQuery};
 use crate::exit::RemovalsRefused;
 use crate::model::{AccountInput, LoginOutcome, ResolvedLogin};
-use crate::store::{LoginPin, PassRecord, RunOutcome, Store, SyncSnapshot};
+use crate::store::{Attempt, LoginPin, PassRecord, PassState, RunOutcome, Store, SyncSnapshot};
 use plan::{Plan, RemovalPolicy};
 pub use report::PassReport;
 
@@ -114,6 +115,62 @@ fn outcome_of(plan: &Plan) -> RunOutcome {
 }
 
 /// The guard's refusal as an error value, when it refused.
+/// Runs one pass under the pass lock (waiting up to `lock_wait` for a
+/// running one) and records its outcome in the state file beside the store.
+/// A dry run records nothing.
+pub async fn run_recorded(
+    config: &Config,
+    options: PassOptions,
+    lock_wait: std::time::Duration,
+) -> anyhow::Result<PassReport> {
+    let _lock = lock::PassLock::acquire_within(&config.store.path, lock_wait).await?;
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let result = async {
+        let mut store = Store::open(&config.store.path, config.store.busy_timeout)
+            .with_context(|| format!("opening the store {}", config.store.path.display()))?;
+        run_pass(config, &mut store, options).await
+    }
+    .await;
+    if options.dry_run {
+        return result;
+    }
+    let mut state = PassState::load(&config.store.path).unwrap_or_default();
+    let attempt = match &result {
+        Ok(report) => {
+            state.consecutive_failures = 0;
+            Attempt {
+                started_at: humantime::format_rfc3339_seconds(started).to_string(),
+                duration_ms: clock.elapsed().as_millis() as u64,
+                outcome: report.outcome().to_owned(),
+                added: report.added,
+                removed: report.removed,
+                failed_logins: report.failed_logins.len(),
+                error: report
+                    .refused_removals
+                    .map(|n| format!("{n} removals exceed sync.max_removals")),
+            }
+        }
+        Err(err) => {
+            state.consecutive_failures += 1;
+            Attempt {
+                started_at: humantime::format_rfc3339_seconds(started).to_string(),
+                duration_ms: clock.elapsed().as_millis() as u64,
+                outcome: "failed".to_owned(),
+                added: 0,
+                removed: 0,
+                failed_logins: 0,
+                error: Some(format!("{err:#}")),
+            }
+        }
+    };
+    state.last_attempt = Some(attempt);
+    if let Err(err) = state.save(&config.store.path) {
+        tracing::warn!(error = %err, "could not record the pass in the state file");
+    }
+    result
+}
+
 pub fn refusal(plan: &Plan, config: &Config) -> Option<RemovalsRefused> {
     plan.refused_removals.map(|removals| RemovalsRefused {
         removals,

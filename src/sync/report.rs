@@ -71,6 +71,19 @@ impl PassReport {
         }
     }
 
+    /// success, partial (some logins held), refused, or dry-run.
+    pub fn outcome(&self) -> &'static str {
+        if self.dry_run {
+            "dry-run"
+        } else if self.refused_removals.is_some() {
+            "refused"
+        } else if self.failed_logins.is_empty() {
+            "success"
+        } else {
+            "partial"
+        }
+    }
+
     pub fn finish(&mut self, elapsed: Duration) {
         self.duration_ms = elapsed.as_millis();
     }
