@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests (`mod common;` in each test file).
 
 pub mod samba;
+pub mod slapd;
 pub mod teamsync;

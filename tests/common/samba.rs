@@ -889,7 +889,7 @@ fn script() -> Command {
     Command::new(path)
 }
 
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<Output, LdapToolError> {
+pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<Output, LdapToolError> {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -920,7 +920,7 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<Output, LdapToolError> 
     }
 }
 
-fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Output {
+pub fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Output {
     run(cmd, stdin).unwrap_or_else(|err| match stdin {
         Some(text) => panic!("{what} failed, {err}\ninput:\n{text}"),
         None => panic!("{what} failed, {err}"),
@@ -930,7 +930,7 @@ fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Output {
 /// Spawns `cmd` from a thread that never exits, so that `--pdeathsig` fires
 /// only when the whole test process goes away, not when the test thread
 /// that started the DC finishes.
-fn spawn_from_immortal_thread(cmd: Command) -> Child {
+pub fn spawn_from_immortal_thread(cmd: Command) -> Child {
     type Request = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
@@ -962,7 +962,7 @@ fn spawn_from_immortal_thread(cmd: Command) -> Child {
 }
 
 /// SIGTERM, then SIGKILL if samba has not exited after [`STOP_TIMEOUT`].
-fn terminate(mut child: Child, dir: &Path) -> ExitStatus {
+pub fn terminate(mut child: Child, dir: &Path) -> ExitStatus {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .stderr(Stdio::null())
@@ -1031,7 +1031,7 @@ fn clean_previous_owner(lock: &mut File) {
 
 /// Once per process: removes folders of DCs whose owners died (the shared
 /// DC of every earlier test run, and anything a crash left).
-fn sweep_stale_dcs() {
+pub fn sweep_stale_dcs() {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(|| {
         for n in IP_RANGE {
@@ -1047,7 +1047,7 @@ fn sweep_stale_dcs() {
 }
 
 /// Claims the first free 127.0.0.N and records `dir` in its lock file.
-fn claim_ip(dir: &Path) -> (String, File) {
+pub fn claim_ip(dir: &Path) -> (String, File) {
     for n in IP_RANGE {
         let mut lock = open_lock(n);
         if !try_lock(&lock, n) {
