@@ -85,6 +85,27 @@ pub struct DirectoryConfig {
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
     pub page_size: u32,
+    /// How to read a generic LDAP directory (kind `ldap`).
+    pub ldap: LdapSettings,
+}
+
+/// Where accounts and groups live in a generic LDAP directory, and what
+/// they look like. Defaults suit OpenLDAP with inetOrgPerson and groupOfNames.
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub user_base: String,
+    pub user_filter: String,
+    /// The attribute a login names: `uid` by default.
+    pub login_attribute: String,
+    pub group_base: String,
+    pub group_filter: String,
+    /// Also count posixGroup `memberUid` values (login attribute values).
+    pub posix_groups: bool,
+    /// Take each account's direct groups from its memberOf attribute (the
+    /// memberof overlay) instead of from the groups' member lists.
+    pub use_memberof: bool,
+    /// Accounts matching this filter are locked or disabled: no groups.
+    pub disabled_filter: String,
 }
 
 #[derive(Debug, Clone)]
@@ -255,8 +276,37 @@ struct RawDirectory {
     timeouts: RawTimeouts,
     #[serde(default)]
     page_size: Option<Spanned<u32>>,
+    #[serde(default)]
+    ldap: RawLdap,
 }
 const DEFAULT_PAGE_SIZE: u32 = 500;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLdap {
+    #[serde(default)]
+    user_base: Option<Spanned<String>>,
+    #[serde(default)]
+    user_filter: Option<Spanned<String>>,
+    #[serde(default)]
+    login_attribute: Option<Spanned<String>>,
+    #[serde(default)]
+    group_base: Option<Spanned<String>>,
+    #[serde(default)]
+    group_filter: Option<Spanned<String>>,
+    #[serde(default)]
+    posix_groups: bool,
+    #[serde(default)]
+    use_memberof: bool,
+    #[serde(default)]
+    disabled_filter: Option<Spanned<String>>,
+}
+const DEFAULT_USER_FILTER: &str = "(objectClass=person)";
+const DEFAULT_LOGIN_ATTRIBUTE: &str = "uid";
+const DEFAULT_GROUP_FILTER: &str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))";
+const DEFAULT_POSIX_GROUP_FILTER: &str =
+    "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))";
+const DEFAULT_DISABLED_FILTER: &str = "(pwdAccountLockedTime=*)";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -517,6 +567,81 @@ impl Checker<'_> {
         })
     }
 
+    /// A filter must at least be parenthesised; the server checks the rest.
+    fn filter(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default.to_owned());
+        };
+        let text = self.non_empty(key, value)?;
+        let balanced = text.chars().try_fold(0i32, |depth, c| match c {
+            '(' => Some(depth + 1),
+            ')' if depth > 0 => Some(depth - 1),
+            ')' => None,
+            _ => Some(depth),
+        });
+        if !text.starts_with('(') || balanced != Some(0) {
+            return Err(self.invalid(
+                key,
+                value,
+                format!("`{text}` is not an LDAP filter: write e.g. (objectClass=person)"),
+            ));
+        }
+        Ok(text)
+    }
+
+    fn ldap_settings(&self, raw: &RawLdap, base_dn: &str) -> Result<LdapSettings, ConfigError> {
+        let base = |key: &'static str, value: &Option<Spanned<String>>| match value {
+            Some(value) => self.non_empty(key, value),
+            None => Ok(base_dn.to_owned()),
+        };
+        let login_attribute = match &raw.login_attribute {
+            Some(value) => {
+                let name = self.non_empty("directory.ldap.login_attribute", value)?;
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return Err(self.invalid(
+                        "directory.ldap.login_attribute",
+                        value,
+                        format!("`{name}` is not an attribute name"),
+                    ));
+                }
+                name
+            }
+            None => DEFAULT_LOGIN_ATTRIBUTE.to_owned(),
+        };
+        let group_default = if raw.posix_groups {
+            DEFAULT_POSIX_GROUP_FILTER
+        } else {
+            DEFAULT_GROUP_FILTER
+        };
+        Ok(LdapSettings {
+            user_base: base("directory.ldap.user_base", &raw.user_base)?,
+            user_filter: self.filter(
+                "directory.ldap.user_filter",
+                &raw.user_filter,
+                DEFAULT_USER_FILTER,
+            )?,
+            login_attribute,
+            group_base: base("directory.ldap.group_base", &raw.group_base)?,
+            group_filter: self.filter(
+                "directory.ldap.group_filter",
+                &raw.group_filter,
+                group_default,
+            )?,
+            posix_groups: raw.posix_groups,
+            use_memberof: raw.use_memberof,
+            disabled_filter: self.filter(
+                "directory.ldap.disabled_filter",
+                &raw.disabled_filter,
+                DEFAULT_DISABLED_FILTER,
+            )?,
+        })
+    }
+
     fn directory(&self, raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
         let url_text = self.non_empty("directory.url", &raw.url)?;
         let url = url::Url::parse(&url_text).map_err(|err| {
@@ -680,7 +805,9 @@ impl Checker<'_> {
             None => DEFAULT_PAGE_SIZE,
         };
 
+        let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
         Ok(DirectoryConfig {
+            ldap,
             kind,
             url: url_text,
             host,

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::open_store;
 use crate::config::{Config, Transport};
-use crate::directory::{AdDirectory, DirectoryError, LoginQuery};
+use crate::directory::{Directory, DirectoryError, LoginQuery};
 use crate::exit::{FAILURE, SUCCESS};
 use crate::model::LoginOutcome;
 
@@ -28,7 +28,7 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         Transport::Plaintext => "plain text (NOT encrypted)",
     };
     println!("directory:  {} ({transport})", config.directory.url);
-    let mut directory = match AdDirectory::connect(&config.directory).await {
+    let mut directory = match Directory::connect(&config.directory).await {
         Ok(directory) => directory,
         Err(err) => {
             print_hint(&err);
@@ -36,10 +36,21 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         }
     };
     let info = directory.info().clone();
+    println!(
+        "kind:       {}{}",
+        info.kind.as_str(),
+        if info.detected {
+            " (detected from the rootDSE)"
+        } else {
+            " (directory.kind)"
+        }
+    );
     println!("server:     {}", info.server);
-    println!("naming ctx: {}", info.default_naming_context);
+    println!("naming ctx: {}", info.naming_context);
     println!("base DN:    {}", info.base_dn);
-    println!("domain:     {} ({})", info.netbios_domain, info.dns_domain);
+    if let Some(domain) = &info.domain {
+        println!("domain:     {} ({})", domain.netbios, domain.dns);
+    }
     println!("bound as:   {}", info.bind_identity);
 
     let first = snapshot
@@ -62,9 +73,17 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         .context("reading a linked account")?;
     directory.close().await;
     let code = match outcome.first() {
-        Some(LoginOutcome::Active(found)) => {
+        Some(LoginOutcome::Active(found)) if info.domain.is_some() => {
             println!(
                 "tokenGroups: readable for {} ({} groups)",
+                found.label,
+                found.groups.len()
+            );
+            SUCCESS
+        }
+        Some(LoginOutcome::Active(found)) => {
+            println!(
+                "groups:     readable for {} ({} groups)",
                 found.label,
                 found.groups.len()
             );

@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::directory::AdDirectory;
+use crate::directory::Directory;
 use crate::store::Store;
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<u8> {
@@ -45,8 +45,8 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("opening the store {}", config.store.path.display()))
 }
 
-async fn connect(config: &Config) -> anyhow::Result<AdDirectory> {
-    AdDirectory::connect(&config.directory)
+async fn connect(config: &Config) -> anyhow::Result<Directory> {
+    Directory::connect(&config.directory)
         .await
         .with_context(|| format!("connecting to the directory {}", config.directory.url))
 }

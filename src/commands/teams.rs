@@ -92,7 +92,10 @@ async fn link(config: &Config, team: &str, group: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("looking up group {group_ref}"))?;
     let base_dn = directory.info().base_dn.clone();
-    let netbios = directory.info().netbios_domain.clone();
+    let our_domain = directory.info().domain.as_ref().map_or_else(
+        || "none: this is not Active Directory".to_owned(),
+        |d| d.netbios.clone(),
+    );
     directory.close().await;
     let found = match lookup {
         GroupLookup::Found(found) => found,
@@ -106,7 +109,7 @@ async fn link(config: &Config, team: &str, group: &str) -> anyhow::Result<()> {
             dns.join("; ")
         ),
         GroupLookup::OtherDomain { domain } => {
-            bail!("{domain} is not this directory's domain ({netbios})")
+            bail!("{domain} is not this directory's domain ({our_domain})")
         }
     };
     if !found.is_security {

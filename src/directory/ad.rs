@@ -29,19 +29,6 @@ const ACCOUNT_ATTRS: &[&str] = &[
 ];
 const GROUP_ATTRS: &[&str] = &["objectSid", "sAMAccountName", "groupType", "objectClass"];
 
-/// What the directory told us about itself when we connected.
-#[derive(Debug, Clone)]
-pub struct DomainInfo {
-    pub url: String,
-    /// dnsHostName of the DC that answered.
-    pub server: String,
-    pub default_naming_context: String,
-    pub base_dn: String,
-    pub netbios_domain: String,
-    pub dns_domain: String,
-    pub bind_identity: String,
-}
-
 /// A login to resolve: the identity as typed, and the SID once pinned.
 #[derive(Debug, Clone)]
 pub struct LoginQuery {
@@ -65,75 +52,53 @@ pub enum GroupLookup {
     },
 }
 
+/// The domain behind `base_dn`.
+#[derive(Debug, Clone)]
+pub struct AdDomain {
+    pub netbios: String,
+    pub dns: String,
+    pub base_dn: String,
+}
+
 /// A bound connection to an AD domain controller.
 pub struct AdDirectory {
     conn: Connection,
-    info: DomainInfo,
+    domain: AdDomain,
 }
 
 impl AdDirectory {
-    /// Connects, binds, and learns the domain's NetBIOS and DNS names.
-    pub async fn connect(config: &DirectoryConfig) -> Result<AdDirectory, DirectoryError> {
-        if config.tls.insecure_skip_verify {
-            tracing::warn!(
-                url = %config.url,
-                "directory.tls.insecure_skip_verify is true: the server's certificate is NOT verified and anyone in the network path can read and change this traffic"
-            );
-        }
-        let mut conn = Connection::open(config).await?;
-        let root = conn
-            .root_dse(&[
-                "defaultNamingContext",
-                "configurationNamingContext",
-                "dnsHostName",
-            ])
-            .await?;
-        let require = |attribute: &'static str| {
-            entry::text(&root, attribute).ok_or_else(|| DirectoryError::NotActiveDirectory {
+    /// Learns the domain's NetBIOS and DNS names on a bound connection.
+    pub(super) async fn new(
+        mut conn: Connection,
+        root: &SearchEntry,
+        config: &DirectoryConfig,
+    ) -> Result<AdDirectory, DirectoryError> {
+        let configuration = entry::text(root, "configurationNamingContext").ok_or_else(|| {
+            DirectoryError::NotActiveDirectory {
                 url: config.url.clone(),
-                attribute,
-            })
-        };
-        let default_naming_context = require("defaultNamingContext")?;
-        let configuration = require("configurationNamingContext")?;
-        let server = entry::text(&root, "dnsHostName").unwrap_or_else(|| config.host.clone());
-        let (netbios, dns_domain) =
-            discover_domain(&mut conn, &configuration, &config.base_dn).await?;
-        let netbios_domain = config.netbios_domain.clone().unwrap_or(netbios);
-        let bind_identity = conn.who_am_i().await?.unwrap_or_else(|| {
-            format!(
-                "{} (as configured; the server does not answer \"Who am I?\")",
-                config.bind.dn
-            )
-        });
-        let info = DomainInfo {
-            url: config.url.clone(),
-            server,
-            default_naming_context,
+                attribute: "configurationNamingContext",
+            }
+        })?;
+        let (netbios, dns) = discover_domain(&mut conn, &configuration, &config.base_dn).await?;
+        let domain = AdDomain {
+            netbios: config.netbios_domain.clone().unwrap_or(netbios),
+            dns,
             base_dn: config.base_dn.clone(),
-            netbios_domain,
-            dns_domain,
-            bind_identity,
         };
-        tracing::info!(
-            server = %info.server,
-            domain = %info.netbios_domain,
-            "connected to Active Directory"
-        );
-        Ok(AdDirectory { conn, info })
+        tracing::info!(domain = %domain.netbios, "connected to Active Directory");
+        Ok(AdDirectory { conn, domain })
     }
 
-    pub fn info(&self) -> &DomainInfo {
-        &self.info
+    pub fn domain(&self) -> &AdDomain {
+        &self.domain
     }
 
-    /// LDAP requests sent so far on this connection.
-    pub fn requests(&self) -> u64 {
-        self.conn.requests()
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
-    pub async fn close(self) {
-        self.conn.close().await;
+    pub(super) fn into_connection(self) -> Connection {
+        self.conn
     }
 
     /// Resolves every login. An `Err` means the directory failed as a whole
@@ -185,7 +150,7 @@ impl AdDirectory {
                 .map(|sid| format!("(objectSid={})", filter::escape_bytes(&sid.to_bytes())))
                 .collect();
             let query = format!("(&(objectClass=user){})", filter::any_of(&alternatives));
-            let base = self.info.base_dn.clone();
+            let base = self.domain.base_dn.clone();
             for entry in self
                 .conn
                 .search(&base, Scope::Subtree, &query, ACCOUNT_ATTRS)
@@ -205,10 +170,10 @@ impl AdDirectory {
     ) -> Result<Result<SearchEntry, LoginOutcome>, DirectoryError> {
         let query = match identity {
             Identity::DownLevel { domain, name } => {
-                if !domain.eq_ignore_ascii_case(&self.info.netbios_domain) {
+                if !domain.eq_ignore_ascii_case(&self.domain.netbios) {
                     return Ok(Err(LoginOutcome::Failed(format!(
                         "domain {domain} is not this directory's domain {}",
-                        self.info.netbios_domain
+                        self.domain.netbios
                     ))));
                 }
                 filter::equals("sAMAccountName", name)
@@ -216,7 +181,7 @@ impl AdDirectory {
             Identity::Upn { name, domain } => {
                 let upn = filter::equals("userPrincipalName", &format!("{name}@{domain}"));
                 // AD also accepts the implicit UPN sAMAccountName@dns-domain.
-                if domain.eq_ignore_ascii_case(&self.info.dns_domain) {
+                if domain.eq_ignore_ascii_case(&self.domain.dns) {
                     format!("(|{upn}{})", filter::equals("sAMAccountName", name))
                 } else {
                     upn
@@ -231,7 +196,7 @@ impl AdDirectory {
             }
         };
         let query = format!("(&(objectClass=user){query})");
-        let base = self.info.base_dn.clone();
+        let base = self.domain.base_dn.clone();
         let mut entries = self
             .conn
             .search(&base, Scope::Subtree, &query, ACCOUNT_ATTRS)
@@ -270,7 +235,7 @@ impl AdDirectory {
         let mut found = FoundAccount {
             id: ObjectId::Sid(sid.clone()),
             dn: entry.dn.clone(),
-            label: format!("{}\\{sam}", self.info.netbios_domain),
+            label: format!("{}\\{sam}", self.domain.netbios),
             groups: BTreeSet::new(),
         };
         let Some(uac) = entry::integer(entry, "userAccountControl")? else {
@@ -341,7 +306,7 @@ impl AdDirectory {
             && let Ok(primary) = domain.with_rid(rid)
         {
             let query = format!("(objectSid={})", filter::escape_bytes(&primary.to_bytes()));
-            let base = self.info.base_dn.clone();
+            let base = self.domain.base_dn.clone();
             let found = self
                 .conn
                 .search(&base, Scope::Subtree, &query, &["objectSid"])
@@ -369,7 +334,7 @@ impl AdDirectory {
             graph.insert(chain::Node {
                 dn: group.dn.clone(),
                 id: ObjectId::Sid(sid),
-                label: format!("{}\\{name}", self.info.netbios_domain),
+                label: format!("{}\\{name}", self.domain.netbios),
                 is_security: group_type & GROUP_TYPE_SECURITY != 0,
                 parents,
             });
@@ -382,14 +347,14 @@ impl AdDirectory {
 
     /// Finds a group by DN, `NETBIOS\name`, plain name or SID.
     pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
-        let base = self.info.base_dn.clone();
+        let base = self.domain.base_dn.clone();
         let entries = match group {
             GroupRef::Dn(dn) => match self.conn.read(dn, GROUP_ATTRS).await? {
                 BaseRead::Found(entry) => vec![entry],
                 BaseRead::Missing | BaseRead::Denied(_) => vec![],
             },
             GroupRef::DownLevel { domain, .. }
-                if !domain.eq_ignore_ascii_case(&self.info.netbios_domain) =>
+                if !domain.eq_ignore_ascii_case(&self.domain.netbios) =>
             {
                 return Ok(GroupLookup::OtherDomain {
                     domain: domain.clone(),
@@ -446,7 +411,7 @@ impl AdDirectory {
         Ok(DirectoryGroup {
             id: ObjectId::Sid(sid),
             dn: entry.dn.clone(),
-            label: format!("{}\\{name}", self.info.netbios_domain),
+            label: format!("{}\\{name}", self.domain.netbios),
             is_security: group_type & GROUP_TYPE_SECURITY != 0,
         })
     }

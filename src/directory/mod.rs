@@ -1,8 +1,12 @@
-//! "Which security groups is this AD account in?" The only module that
-//! speaks LDAP (ldap3).
+//! "Which groups is this account in?" The only module that speaks LDAP
+//! (ldap3). [`Directory`] is the one door: it connects, tells Active
+//! Directory from a generic LDAP server, and hands each question to the
+//! implementation for that kind.
 //!
 //! - `connection`: TLS, bind, timeouts, complete paged searches.
 //! - `ad`: Active Directory: the domain, accounts, tokenGroups, groups.
+//! - `ldap`: generic LDAP: entryUUID, groupOfNames nested in memory.
+//! - `chain`: the group chain behind a membership, for `explain`.
 //! - `entry`: typed values out of raw entries; `filter`: RFC 4515 escaping.
 
 mod ad;
@@ -10,13 +14,177 @@ mod chain;
 mod connection;
 mod entry;
 pub mod filter;
+mod ldap;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use ad::{AdDirectory, DomainInfo, GroupLookup, LoginQuery};
+pub use ad::{AdDirectory, AdDomain, GroupLookup, LoginQuery};
+pub use ldap::LdapDirectory;
 
-use crate::config::SecretError;
+use crate::config::{DirectoryConfig, SecretError};
+use crate::model::{DirectoryKind, FoundAccount, GroupChain, GroupRef, LoginOutcome, ObjectId};
+use connection::Connection;
+
+/// The supportedCapabilities value of Active Directory (and Samba AD).
+const AD_CAPABILITY: &str = "1.2.840.113556.1.4.800";
+
+/// What the directory told us about itself when we connected.
+#[derive(Debug, Clone)]
+pub struct DomainInfo {
+    pub kind: DirectoryKind,
+    /// Whether the kind was detected from the rootDSE (not configured).
+    pub detected: bool,
+    pub url: String,
+    /// dnsHostName (AD) or the host in the URL.
+    pub server: String,
+    /// defaultNamingContext (AD) or the first namingContexts value.
+    pub naming_context: String,
+    pub base_dn: String,
+    /// AD only: the NetBIOS and DNS names of the domain.
+    pub domain: Option<AdDomain>,
+    pub bind_identity: String,
+}
+
+// One value per pass: the size difference between the kinds costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Ad(AdDirectory),
+    Ldap(LdapDirectory),
+}
+
+/// A bound connection to a directory of either kind.
+pub struct Directory {
+    backend: Backend,
+    info: DomainInfo,
+}
+
+impl Directory {
+    /// Connects, binds, reads the rootDSE and prepares the kind's backend.
+    pub async fn connect(config: &DirectoryConfig) -> Result<Directory, DirectoryError> {
+        if config.tls.insecure_skip_verify {
+            tracing::warn!(
+                url = %config.url,
+                "directory.tls.insecure_skip_verify is true: the server's certificate is NOT verified and anyone in the network path can read and change this traffic"
+            );
+        }
+        let mut conn = Connection::open(config).await?;
+        let root = conn
+            .root_dse(&[
+                "defaultNamingContext",
+                "configurationNamingContext",
+                "dnsHostName",
+                "supportedCapabilities",
+                "namingContexts",
+            ])
+            .await?;
+        let is_ad = entry::texts(&root, "supportedCapabilities")
+            .iter()
+            .any(|c| c == AD_CAPABILITY);
+        let detected = if is_ad {
+            DirectoryKind::ActiveDirectory
+        } else {
+            DirectoryKind::Ldap
+        };
+        let kind = config.kind.unwrap_or(detected);
+        if config.kind.is_some_and(|k| k != detected) {
+            tracing::warn!(
+                configured = kind.as_str(),
+                detected = detected.as_str(),
+                "directory.kind differs from what the rootDSE says"
+            );
+        }
+        let bind_identity = conn.who_am_i().await?.unwrap_or_else(|| {
+            format!(
+                "{} (as configured; the server does not answer \"Who am I?\")",
+                config.bind.dn
+            )
+        });
+        let naming_context = entry::text(&root, "defaultNamingContext")
+            .or_else(|| entry::text(&root, "namingContexts"))
+            .unwrap_or_default();
+        let server = entry::text(&root, "dnsHostName").unwrap_or_else(|| config.host.clone());
+        let (backend, domain) = match kind {
+            DirectoryKind::ActiveDirectory => {
+                let ad = AdDirectory::new(conn, &root, config).await?;
+                let domain = ad.domain().clone();
+                (Backend::Ad(ad), Some(domain))
+            }
+            DirectoryKind::Ldap => (
+                Backend::Ldap(LdapDirectory::new(conn, config.ldap.clone())),
+                None,
+            ),
+        };
+        Ok(Directory {
+            backend,
+            info: DomainInfo {
+                kind,
+                detected: config.kind.is_none(),
+                url: config.url.clone(),
+                server,
+                naming_context,
+                base_dn: config.base_dn.clone(),
+                domain,
+                bind_identity,
+            },
+        })
+    }
+
+    pub fn info(&self) -> &DomainInfo {
+        &self.info
+    }
+
+    fn connection(&mut self) -> &mut Connection {
+        match &mut self.backend {
+            Backend::Ad(ad) => ad.connection(),
+            Backend::Ldap(ldap) => ldap.connection(),
+        }
+    }
+
+    /// LDAP requests sent so far on this connection.
+    pub fn requests(&mut self) -> u64 {
+        self.connection().requests()
+    }
+
+    pub async fn close(self) {
+        let conn = match self.backend {
+            Backend::Ad(ad) => ad.into_connection(),
+            Backend::Ldap(ldap) => ldap.into_connection(),
+        };
+        conn.close().await;
+    }
+
+    /// Resolves every login, in order. An `Err` means the directory failed
+    /// as a whole and the pass must apply nothing; a problem with one login
+    /// only is that login's [`LoginOutcome::Failed`].
+    pub async fn resolve_logins(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<Vec<LoginOutcome>, DirectoryError> {
+        match &mut self.backend {
+            Backend::Ad(ad) => ad.resolve_logins(logins).await,
+            Backend::Ldap(ldap) => ldap.resolve_logins(logins).await,
+        }
+    }
+
+    pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
+        match &mut self.backend {
+            Backend::Ad(ad) => ad.find_group(group).await,
+            Backend::Ldap(ldap) => ldap.find_group(group).await,
+        }
+    }
+
+    pub async fn group_chains(
+        &mut self,
+        account: &FoundAccount,
+        targets: &[ObjectId],
+    ) -> Result<Vec<GroupChain>, DirectoryError> {
+        match &mut self.backend {
+            Backend::Ad(ad) => ad.group_chains(account, targets).await,
+            Backend::Ldap(ldap) => ldap.group_chains(account, targets).await,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::directory::{AdDirectory, LoginQuery};
+use crate::directory::{Directory, LoginQuery};
 use crate::exit::RemovalsRefused;
 use crate::model::{AccountInput, LoginOutcome, ResolvedLogin};
 use crate::store::{Attempt, LoginPin, PassRecord, PassState, RunOutcome, Store, SyncSnapshot};
@@ -39,7 +39,7 @@ pub async fn run_pass(
     let clock = Instant::now();
     let snapshot = store.sync_snapshot().context("reading the store")?;
 
-    let mut directory = AdDirectory::connect(&config.directory).await?;
+    let mut directory = Directory::connect(&config.directory).await?;
     let queries: Vec<LoginQuery> = snapshot
         .accounts
         .iter()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::samba::SambaDc;
+use super::slapd::Slapd;
 
 /// A scratch folder with a config pointing at a DC and a store of its own.
 pub struct Teamsync {
@@ -72,20 +73,41 @@ impl Teamsync {
     /// A config with the given URL and CA file, and extra YAML appended
     /// (top-level keys such as a `sync:` section).
     pub fn with_directory(dc: &SambaDc, url: &str, ca_file: &Path, extra: &str) -> Teamsync {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = dir.path().join("accounts.db");
-        let config = dir.path().join("config.yaml");
-        let yaml = format!(
-            "store:\n  path: {store}\n\
-             directory:\n  url: {url}\n  base_dn: {base}\n  bind:\n    dn: {bind}\n    password_file: {password}\n  \
-             tls:\n    ca_file: {ca}\n  timeouts:\n    connect: 5s\n    operation: 20s\n\
-             {extra}",
-            store = store.display(),
+        let directory = format!(
+            "directory:\n  url: {url}\n  base_dn: {base}\n  bind:\n    dn: {bind}\n    password_file: {password}\n  \
+             tls:\n    ca_file: {ca}\n  timeouts:\n    connect: 5s\n    operation: 20s\n",
             base = dc.base_dn(),
             bind = dc.admin_bind_dn(),
             password = dc.admin_password_file().display(),
             ca = ca_file.display(),
         );
+        Teamsync::with_yaml(&directory, extra)
+    }
+
+    /// A config for a slapd (directory.kind: ldap), with `ldap_extra` lines
+    /// added under `directory.ldap:` and `extra` top-level YAML appended.
+    pub fn for_slapd(slapd: &Slapd, ldap_extra: &str, extra: &str) -> Teamsync {
+        let directory = format!(
+            "directory:\n  kind: ldap\n  url: {url}\n  base_dn: {base}\n  bind:\n    dn: {bind}\n    \
+             password_file: {password}\n  tls:\n    ca_file: {ca}\n  timeouts:\n    connect: 5s\n    \
+             operation: 20s\n  ldap:\n    user_base: {people}\n    group_base: {groups}\n{ldap_extra}",
+            url = slapd.ldaps_url(),
+            base = slapd.base_dn(),
+            bind = slapd.admin_bind_dn(),
+            password = slapd.admin_password_file().display(),
+            ca = slapd.ca_file().display(),
+            people = slapd.people_dn(),
+            groups = slapd.groups_dn(),
+        );
+        Teamsync::with_yaml(&directory, extra)
+    }
+
+    /// A config with the given `directory:` section and extra top-level YAML.
+    pub fn with_yaml(directory: &str, extra: &str) -> Teamsync {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = dir.path().join("accounts.db");
+        let config = dir.path().join("config.yaml");
+        let yaml = format!("store:\n  path: {}\n{directory}{extra}", store.display());
         std::fs::write(&config, yaml).expect("write config");
         Teamsync { dir, config, store }
     }

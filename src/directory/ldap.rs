@@ -1,0 +1,560 @@
+//! Generic LDAP directories (OpenLDAP, 389-DS): accounts pinned by
+//! entryUUID, groups read with one paged search and nested in memory.
+//!
+//! Membership comes from groupOfNames `member` and groupOfUniqueNames
+//! `uniqueMember` (and posixGroup `memberUid` when configured), nested to
+//! any depth; cycles end because every group is visited once.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use ldap3::{Scope, SearchEntry};
+
+use super::ad::{GroupLookup, LoginQuery};
+use super::chain;
+use super::connection::{BaseRead, Connection};
+use super::{DirectoryError, entry, filter};
+use crate::config::LdapSettings;
+use crate::model::{
+    DirectoryGroup, EntryUuid, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId,
+};
+
+/// How many ids go into one `(|(entryUUID=..)..)` search.
+const IDS_PER_SEARCH: usize = 100;
+
+/// A DN in a form fit for comparison: lower case, no spaces around the
+/// separators. Escaped characters are kept as written.
+pub fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
+/// groupOfUniqueNames values may carry an optional `#'0101'B` uid suffix.
+fn unique_member_dn(value: &str) -> &str {
+    match value.rfind("#'") {
+        Some(at) if value.ends_with("'B") => &value[..at],
+        _ => value,
+    }
+}
+
+/// A group as read from the directory.
+struct Group {
+    id: ObjectId,
+    dn: String,
+    label: String,
+    /// Normalised DNs of member entries (accounts or groups).
+    members: Vec<String>,
+    /// memberUid values (posixGroup).
+    member_uids: Vec<String>,
+}
+
+/// Every group under the group base, indexed for membership questions.
+struct GroupIndex {
+    groups: Vec<Group>,
+    /// Normalised group DN -> index.
+    by_dn: HashMap<String, usize>,
+    /// Normalised member DN -> groups listing it.
+    containing: HashMap<String, Vec<usize>>,
+    /// Lower-cased memberUid -> groups listing it.
+    containing_uid: HashMap<String, Vec<usize>>,
+}
+
+impl GroupIndex {
+    fn new(groups: Vec<Group>) -> GroupIndex {
+        let mut by_dn = HashMap::new();
+        let mut containing: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut containing_uid: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, group) in groups.iter().enumerate() {
+            by_dn.insert(normalise_dn(&group.dn), index);
+            for member in &group.members {
+                containing.entry(member.clone()).or_default().push(index);
+            }
+            for uid in &group.member_uids {
+                containing_uid
+                    .entry(uid.to_lowercase())
+                    .or_default()
+                    .push(index);
+            }
+        }
+        GroupIndex {
+            groups,
+            by_dn,
+            containing,
+            containing_uid,
+        }
+    }
+
+    /// The groups an entry is directly in.
+    fn direct(&self, dn: &str, uid: Option<&str>) -> Vec<usize> {
+        let mut direct = self
+            .containing
+            .get(&normalise_dn(dn))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(uid) = uid
+            && let Some(more) = self.containing_uid.get(&uid.to_lowercase())
+        {
+            direct.extend(more);
+        }
+        direct
+    }
+
+    /// The closure upwards from some groups: every group reachable through
+    /// nesting, each visited once, so cycles end.
+    fn closure(&self, start: Vec<usize>) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<usize> = start.into();
+        while let Some(index) = queue.pop_front() {
+            if !seen.insert(index) {
+                continue;
+            }
+            let dn = normalise_dn(&self.groups[index].dn);
+            if let Some(parents) = self.containing.get(&dn) {
+                queue.extend(parents.iter().copied().filter(|p| !seen.contains(p)));
+            }
+        }
+        seen
+    }
+}
+
+pub struct LdapDirectory {
+    conn: Connection,
+    settings: LdapSettings,
+    /// Read on first use, once per connection.
+    index: Option<GroupIndex>,
+}
+
+fn uuid_of(entry: &SearchEntry) -> Result<EntryUuid, DirectoryError> {
+    let text = entry::text(entry, "entryUUID").ok_or_else(|| DirectoryError::Malformed {
+        dn: entry.dn.clone(),
+        attribute: "entryUUID".into(),
+        problem: "missing: the directory must maintain entryUUID (RFC 4530)".into(),
+    })?;
+    EntryUuid::parse(&text).ok_or_else(|| DirectoryError::Malformed {
+        dn: entry.dn.clone(),
+        attribute: "entryUUID".into(),
+        problem: format!("`{text}` is not a UUID"),
+    })
+}
+
+impl LdapDirectory {
+    pub(super) fn new(conn: Connection, settings: LdapSettings) -> LdapDirectory {
+        LdapDirectory {
+            conn,
+            settings,
+            index: None,
+        }
+    }
+
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(super) fn into_connection(self) -> Connection {
+        self.conn
+    }
+
+    fn account_attrs(&self) -> Vec<&str> {
+        let mut attrs = vec!["entryUUID", self.settings.login_attribute.as_str()];
+        if self.settings.use_memberof {
+            attrs.push("memberOf");
+        }
+        attrs
+    }
+
+    /// Reads every group with one paged search.
+    async fn index(&mut self) -> Result<&GroupIndex, DirectoryError> {
+        if self.index.is_none() {
+            let mut attrs = vec!["entryUUID", "cn", "member", "uniqueMember"];
+            if self.settings.posix_groups {
+                attrs.push("memberUid");
+            }
+            let base = self.settings.group_base.clone();
+            let filter = self.settings.group_filter.clone();
+            let entries = self
+                .conn
+                .search(&base, Scope::Subtree, &filter, &attrs)
+                .await?;
+            let mut groups = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                let mut members: Vec<String> = entry::texts(entry, "member")
+                    .iter()
+                    .map(|dn| normalise_dn(dn))
+                    .collect();
+                members.extend(
+                    entry::texts(entry, "uniqueMember")
+                        .iter()
+                        .map(|value| normalise_dn(unique_member_dn(value))),
+                );
+                groups.push(Group {
+                    id: ObjectId::Uuid(uuid_of(entry)?),
+                    dn: entry.dn.clone(),
+                    label: entry::text(entry, "cn").unwrap_or_else(|| entry.dn.clone()),
+                    members,
+                    member_uids: if self.settings.posix_groups {
+                        entry::texts(entry, "memberUid")
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+            tracing::debug!(groups = groups.len(), "read the groups");
+            self.index = Some(GroupIndex::new(groups));
+        }
+        // Just filled above when it was empty.
+        self.index
+            .as_ref()
+            .ok_or_else(|| DirectoryError::Malformed {
+                dn: String::new(),
+                attribute: "group index".into(),
+                problem: "not built".into(),
+            })
+    }
+
+    /// Resolves every login: pinned ones by entryUUID in batches, the
+    /// others by the identity typed; disabled ones found with one more
+    /// search per batch; groups from one paged search.
+    pub async fn resolve_logins(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<Vec<LoginOutcome>, DirectoryError> {
+        let pinned: Vec<&EntryUuid> = logins
+            .iter()
+            .filter_map(|l| match &l.pinned {
+                Some(ObjectId::Uuid(uuid)) => Some(uuid),
+                _ => None,
+            })
+            .collect();
+        let mut by_uuid = self.accounts_by_uuid(&pinned, None).await?;
+
+        let mut found: Vec<Result<SearchEntry, LoginOutcome>> = Vec::with_capacity(logins.len());
+        for login in logins {
+            found.push(match &login.pinned {
+                Some(ObjectId::Uuid(uuid)) => by_uuid
+                    .remove(uuid)
+                    .map(Ok)
+                    .unwrap_or(Err(LoginOutcome::NotFound)),
+                Some(ObjectId::Sid(sid)) => Err(LoginOutcome::Failed(format!(
+                    "pinned to SID {sid}, which a generic LDAP directory does not use"
+                ))),
+                None => self.account_by_identity(&login.identity).await?,
+            });
+        }
+
+        let uuids: Vec<EntryUuid> = found
+            .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .map(uuid_of)
+            .collect::<Result<_, _>>()?;
+        let refs: Vec<&EntryUuid> = uuids.iter().collect();
+        let disabled_filter = self.settings.disabled_filter.clone();
+        let disabled: HashSet<EntryUuid> = self
+            .accounts_by_uuid(&refs, Some(&disabled_filter))
+            .await?
+            .into_keys()
+            .collect();
+
+        let needs_groups = found.iter().any(|f| f.is_ok());
+        if needs_groups {
+            self.index().await?;
+        }
+        let mut outcomes = Vec::with_capacity(logins.len());
+        for result in found {
+            let entry = match result {
+                Ok(entry) => entry,
+                Err(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
+            let uuid = uuid_of(&entry)?;
+            let uid = entry::text(&entry, &self.settings.login_attribute);
+            let mut account = FoundAccount {
+                id: ObjectId::Uuid(uuid.clone()),
+                dn: entry.dn.clone(),
+                label: uid.clone().unwrap_or_else(|| entry.dn.clone()),
+                groups: BTreeSet::new(),
+            };
+            if disabled.contains(&uuid) {
+                outcomes.push(LoginOutcome::Disabled(account));
+                continue;
+            }
+            let use_memberof = self.settings.use_memberof;
+            let index = self.index().await?;
+            let direct = if use_memberof {
+                let mut direct: Vec<usize> = entry::texts(&entry, "memberOf")
+                    .iter()
+                    .filter_map(|dn| index.by_dn.get(&normalise_dn(dn)).copied())
+                    .collect();
+                if let Some(uid) = uid.as_deref()
+                    && let Some(more) = index.containing_uid.get(&uid.to_lowercase())
+                {
+                    direct.extend(more);
+                }
+                direct
+            } else {
+                index.direct(&entry.dn, uid.as_deref())
+            };
+            account.groups = index
+                .closure(direct)
+                .into_iter()
+                .map(|i| index.groups[i].id.clone())
+                .collect();
+            outcomes.push(LoginOutcome::Active(account));
+        }
+        Ok(outcomes)
+    }
+
+    /// Accounts by entryUUID, in batches; with `extra`, only those that
+    /// also match it (the disabled filter).
+    async fn accounts_by_uuid(
+        &mut self,
+        uuids: &[&EntryUuid],
+        extra: Option<&str>,
+    ) -> Result<HashMap<EntryUuid, SearchEntry>, DirectoryError> {
+        let mut found = HashMap::new();
+        let unique: BTreeSet<&EntryUuid> = uuids.iter().copied().collect();
+        let unique: Vec<&EntryUuid> = unique.into_iter().collect();
+        let attrs: Vec<String> = self.account_attrs().iter().map(|a| a.to_string()).collect();
+        let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+        for chunk in unique.chunks(IDS_PER_SEARCH) {
+            let alternatives: Vec<String> = chunk
+                .iter()
+                .map(|uuid| filter::equals("entryUUID", uuid.as_str()))
+                .collect();
+            let query = format!(
+                "(&{}{}{})",
+                self.settings.user_filter,
+                filter::any_of(&alternatives),
+                extra.unwrap_or("")
+            );
+            let base = self.settings.user_base.clone();
+            for entry in self
+                .conn
+                .search(&base, Scope::Subtree, &query, &attrs)
+                .await?
+            {
+                found.insert(uuid_of(&entry)?, entry);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn account_by_identity(
+        &mut self,
+        identity: &Identity,
+    ) -> Result<Result<SearchEntry, LoginOutcome>, DirectoryError> {
+        let attrs: Vec<String> = self.account_attrs().iter().map(|a| a.to_string()).collect();
+        let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+        let entries = match identity {
+            Identity::Uid(name) => {
+                let query = format!(
+                    "(&{}{})",
+                    self.settings.user_filter,
+                    filter::equals(&self.settings.login_attribute, name)
+                );
+                let base = self.settings.user_base.clone();
+                self.conn
+                    .search(&base, Scope::Subtree, &query, &attrs)
+                    .await?
+            }
+            Identity::Uuid(uuid) => {
+                let query = format!(
+                    "(&{}{})",
+                    self.settings.user_filter,
+                    filter::equals("entryUUID", uuid.as_str())
+                );
+                let base = self.settings.user_base.clone();
+                self.conn
+                    .search(&base, Scope::Subtree, &query, &attrs)
+                    .await?
+            }
+            Identity::Dn(dn) => match self.conn.read(dn, &attrs).await? {
+                BaseRead::Found(entry) => vec![entry],
+                BaseRead::Missing => vec![],
+                BaseRead::Denied(text) => {
+                    return Ok(Err(LoginOutcome::Failed(format!(
+                        "no right to read {dn}: {text}"
+                    ))));
+                }
+            },
+            Identity::DownLevel { .. } | Identity::Upn { .. } | Identity::Sid(_) => {
+                return Ok(Err(LoginOutcome::Failed(format!(
+                    "{identity} is {}, not a login form for a generic LDAP directory: use a {}, a DN or an entryUUID",
+                    identity.form(),
+                    self.settings.login_attribute
+                ))));
+            }
+        };
+        Ok(match entries.len() {
+            0 => Err(LoginOutcome::NotFound),
+            1 => entries.into_iter().next().ok_or(LoginOutcome::NotFound),
+            n => Err(LoginOutcome::Failed(format!(
+                "{n} accounts match: {}",
+                entries
+                    .iter()
+                    .map(|e| e.dn.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        })
+    }
+
+    /// Finds a group by DN or cn under the group base.
+    pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
+        let attrs = ["entryUUID", "cn", "objectClass"];
+        let entries = match group {
+            GroupRef::Dn(dn) => {
+                let query = format!("(&{}{})", self.settings.group_filter, "(objectClass=*)");
+                match self.conn.read(dn, &attrs).await? {
+                    BaseRead::Found(entry) => {
+                        // The entry exists; is it one of the groups we read?
+                        let base = entry.dn.clone();
+                        let matching = self.conn.search(&base, Scope::Base, &query, &attrs).await?;
+                        if matching.is_empty() {
+                            return Ok(GroupLookup::NotAGroup { dn: entry.dn });
+                        }
+                        matching
+                    }
+                    BaseRead::Missing | BaseRead::Denied(_) => vec![],
+                }
+            }
+            GroupRef::Name(name) => {
+                let query = format!(
+                    "(&{}{})",
+                    self.settings.group_filter,
+                    filter::equals("cn", name)
+                );
+                let base = self.settings.group_base.clone();
+                self.conn
+                    .search(&base, Scope::Subtree, &query, &attrs)
+                    .await?
+            }
+            GroupRef::DownLevel { domain, .. } => {
+                return Ok(GroupLookup::OtherDomain {
+                    domain: domain.clone(),
+                });
+            }
+            GroupRef::Sid(_) => vec![],
+        };
+        match entries.len() {
+            0 => Ok(GroupLookup::NotFound),
+            1 => {
+                let entry = &entries[0];
+                Ok(GroupLookup::Found(DirectoryGroup {
+                    id: ObjectId::Uuid(uuid_of(entry)?),
+                    dn: entry.dn.clone(),
+                    label: entry::text(entry, "cn").unwrap_or_else(|| entry.dn.clone()),
+                    is_security: true,
+                }))
+            }
+            _ => Ok(GroupLookup::Ambiguous {
+                dns: entries.into_iter().map(|e| e.dn).collect(),
+            }),
+        }
+    }
+
+    /// Chains from the account's direct groups to the targets, from the
+    /// in-memory group graph.
+    pub async fn group_chains(
+        &mut self,
+        account: &FoundAccount,
+        targets: &[ObjectId],
+    ) -> Result<Vec<GroupChain>, DirectoryError> {
+        let uid = if account.label == account.dn {
+            None
+        } else {
+            Some(account.label.clone())
+        };
+        let index = self.index().await?;
+        let starts: Vec<String> = index
+            .direct(&account.dn, uid.as_deref())
+            .into_iter()
+            .map(|i| index.groups[i].dn.clone())
+            .collect();
+        let mut graph = chain::Graph::default();
+        for group in &index.groups {
+            let parents = index
+                .containing
+                .get(&normalise_dn(&group.dn))
+                .map(|ps| ps.iter().map(|p| index.groups[*p].dn.clone()).collect())
+                .unwrap_or_default();
+            graph.insert(chain::Node {
+                dn: group.dn.clone(),
+                id: group.id.clone(),
+                label: group.label.clone(),
+                is_security: true,
+                parents,
+            });
+        }
+        Ok(targets
+            .iter()
+            .filter_map(|target| graph.chain(&starts, target))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uuid(n: u8) -> ObjectId {
+        ObjectId::parse(&format!("00000000-0000-0000-0000-0000000000{n:02x}")).unwrap()
+    }
+
+    fn group(n: u8, members: &[&str]) -> Group {
+        Group {
+            id: uuid(n),
+            dn: format!("cn=g{n},ou=groups,dc=example,dc=org"),
+            label: format!("g{n}"),
+            members: members.iter().map(|m| normalise_dn(m)).collect(),
+            member_uids: vec![],
+        }
+    }
+
+    #[test]
+    fn nesting_is_followed_and_cycles_end() {
+        let user = "uid=svc,ou=people,dc=example,dc=org";
+        let index = GroupIndex::new(vec![
+            group(1, &[user]),
+            group(2, &["CN=g1, ou=groups,dc=example,dc=org"]),
+            group(
+                3,
+                &[
+                    "cn=g2,ou=groups,dc=example,dc=org",
+                    "cn=g4,ou=groups,dc=example,dc=org",
+                ],
+            ),
+            group(4, &["cn=g3,ou=groups,dc=example,dc=org"]),
+            group(5, &["uid=other,ou=people,dc=example,dc=org"]),
+        ]);
+        let closure = index.closure(index.direct(user, None));
+        let ids: Vec<&ObjectId> = closure.iter().map(|i| &index.groups[*i].id).collect();
+        assert_eq!(ids, vec![&uuid(1), &uuid(2), &uuid(3), &uuid(4)]);
+    }
+
+    #[test]
+    fn member_uid_and_unique_member_suffixes_count() {
+        let mut posix = group(1, &[]);
+        posix.member_uids = vec!["SVC".into()];
+        let unique = group(
+            2,
+            &[unique_member_dn(
+                "uid=svc,ou=people,dc=example,dc=org#'0101'B",
+            )],
+        );
+        let index = GroupIndex::new(vec![posix, unique]);
+        let direct = index.direct("uid=svc,ou=people,dc=example,dc=org", Some("svc"));
+        assert_eq!(direct.len(), 2);
+    }
+
+    #[test]
+    fn dns_normalise_case_and_spaces() {
+        assert_eq!(
+            normalise_dn("CN=Deploy Team , OU = Groups,DC=Example"),
+            "cn=deploy team,ou=groups,dc=example"
+        );
+    }
+}
