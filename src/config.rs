@@ -87,6 +87,35 @@ pub struct DirectoryConfig {
     pub page_size: u32,
     /// How to read a generic LDAP directory (kind `ldap`).
     pub ldap: LdapSettings,
+    /// How to find Active Directory group memberships.
+    pub ad_strategy: AdStrategy,
+}
+
+/// Two ways to learn an AD account's groups; both give Windows' answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdStrategy {
+    /// tokenGroups for few linked logins, the group dump for many.
+    Auto,
+    /// One tokenGroups read per account (several in flight): cheap when
+    /// few accounts are linked.
+    TokenGroups,
+    /// One paged dump of accounts and groups, expanded in memory: cheap
+    /// when many are linked, and needs no right to read tokenGroups.
+    GroupDump,
+}
+
+impl AdStrategy {
+    /// From this many linked logins on, `Auto` dumps the groups: past it the
+    /// per-account reads cost more round trips than the dump's pages.
+    pub const DUMP_FROM_LOGINS: usize = 200;
+
+    pub fn for_logins(self, logins: usize) -> AdStrategy {
+        match self {
+            AdStrategy::Auto if logins >= Self::DUMP_FROM_LOGINS => AdStrategy::GroupDump,
+            AdStrategy::Auto => AdStrategy::TokenGroups,
+            chosen => chosen,
+        }
+    }
 }
 
 /// Where accounts and groups live in a generic LDAP directory, and what
@@ -278,6 +307,8 @@ struct RawDirectory {
     page_size: Option<Spanned<u32>>,
     #[serde(default)]
     ldap: RawLdap,
+    #[serde(default)]
+    ad_strategy: Option<Spanned<String>>,
 }
 const DEFAULT_PAGE_SIZE: u32 = 500;
 
@@ -806,7 +837,25 @@ impl Checker<'_> {
         };
 
         let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
+        let ad_strategy = match &raw.ad_strategy {
+            None => AdStrategy::Auto,
+            Some(value) => match value.value.trim() {
+                "auto" => AdStrategy::Auto,
+                "token_groups" => AdStrategy::TokenGroups,
+                "group_dump" => AdStrategy::GroupDump,
+                other => {
+                    return Err(self.invalid(
+                        "directory.ad_strategy",
+                        value,
+                        format!(
+                            "`{other}` is not a strategy: use auto, token_groups or group_dump"
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(DirectoryConfig {
+            ad_strategy,
             ldap,
             kind,
             url: url_text,

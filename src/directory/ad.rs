@@ -7,20 +7,20 @@ use ldap3::{Scope, SearchEntry};
 
 use super::chain;
 use super::connection::{BaseRead, Connection};
-use super::{DirectoryError, entry, filter};
-use crate::config::DirectoryConfig;
+use super::{DirectoryError, ad_dump, entry, filter};
+use crate::config::{AdStrategy, DirectoryConfig};
 use crate::model::{
     DirectoryGroup, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId, Sid,
 };
 
 /// userAccountControl bit: the account is disabled.
-const UAC_ACCOUNT_DISABLE: i64 = 0x2;
+pub(super) const UAC_ACCOUNT_DISABLE: i64 = 0x2;
 /// groupType bit: a security group (otherwise a distribution group).
-const GROUP_TYPE_SECURITY: i64 = 0x8000_0000;
+pub(super) const GROUP_TYPE_SECURITY: i64 = 0x8000_0000;
 /// How many SIDs go into one `(|(objectSid=..)..)` search.
 const SIDS_PER_SEARCH: usize = 100;
 
-const ACCOUNT_ATTRS: &[&str] = &[
+pub(super) const ACCOUNT_ATTRS: &[&str] = &[
     "objectSid",
     "sAMAccountName",
     "userPrincipalName",
@@ -60,10 +60,55 @@ pub struct AdDomain {
     pub base_dn: String,
 }
 
+/// How many tokenGroups reads are in flight at once on the connection.
+const TOKEN_READS_IN_FLIGHT: usize = 8;
+
 /// A bound connection to an AD domain controller.
 pub struct AdDirectory {
     conn: Connection,
     domain: AdDomain,
+    strategy: AdStrategy,
+}
+
+/// The outcome of an enabled account once its tokenGroups read answered.
+fn token_outcome(
+    entry: &SearchEntry,
+    mut found: FoundAccount,
+    token: BaseRead,
+) -> Result<LoginOutcome, DirectoryError> {
+    let token = match token {
+        BaseRead::Found(token) => token,
+        BaseRead::Missing => {
+            return Ok(LoginOutcome::Failed(format!(
+                "{} vanished while it was being read",
+                entry.dn
+            )));
+        }
+        BaseRead::Denied(text) => {
+            return Ok(LoginOutcome::Failed(format!(
+                "no right to read tokenGroups of {}: {text}",
+                entry.dn
+            )));
+        }
+    };
+    let groups = entry::sids(&token, "tokenGroups")?;
+    // Every account is at least in its primary group, so an empty
+    // tokenGroups means it could not be read, never "no groups".
+    if groups.is_empty() {
+        return Ok(LoginOutcome::Failed(format!(
+            "tokenGroups of {} came back empty: the bind account needs the right to read it",
+            entry.dn
+        )));
+    }
+    found.groups.extend(groups.into_iter().map(ObjectId::Sid));
+    let sid = entry::object_sid(entry)?;
+    if let Some(rid) = entry::integer(entry, "primaryGroupID")?
+        && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
+        && let Ok(primary) = domain.with_rid(rid)
+    {
+        found.groups.insert(ObjectId::Sid(primary));
+    }
+    Ok(LoginOutcome::Active(found))
 }
 
 impl AdDirectory {
@@ -86,7 +131,11 @@ impl AdDirectory {
             base_dn: config.base_dn.clone(),
         };
         tracing::info!(domain = %domain.netbios, "connected to Active Directory");
-        Ok(AdDirectory { conn, domain })
+        Ok(AdDirectory {
+            conn,
+            domain,
+            strategy: config.ad_strategy,
+        })
     }
 
     pub fn domain(&self) -> &AdDomain {
@@ -108,13 +157,30 @@ impl AdDirectory {
         &mut self,
         logins: &[LoginQuery],
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
+        let strategy = self.strategy.for_logins(logins.len());
+        tracing::debug!(?strategy, logins = logins.len(), "resolving logins");
+        match strategy {
+            AdStrategy::GroupDump => ad_dump::resolve(&mut self.conn, &self.domain, logins).await,
+            _ => self.resolve_by_token_groups(logins).await,
+        }
+    }
+
+    /// Finds each login's account, then reads the tokenGroups of the
+    /// enabled ones with several reads in flight.
+    async fn resolve_by_token_groups(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<Vec<LoginOutcome>, DirectoryError> {
         let pinned: Vec<&Sid> = logins
             .iter()
             .filter_map(|l| l.pinned.as_ref().and_then(ObjectId::as_sid))
             .collect();
         let by_sid = self.accounts_by_sid(&pinned).await?;
 
-        let mut results = Vec::with_capacity(logins.len());
+        // First what the account entries alone tell: missing, disabled, or
+        // enabled and waiting for its tokenGroups.
+        let mut outcomes = Vec::with_capacity(logins.len());
+        let mut waiting: Vec<(usize, SearchEntry, FoundAccount)> = Vec::new();
         for login in logins {
             let found = match &login.pinned {
                 Some(ObjectId::Sid(sid)) => match by_sid.get(sid) {
@@ -128,12 +194,31 @@ impl AdDirectory {
                 None => self.account_by_identity(&login.identity).await?,
             };
             let outcome = match found {
-                Ok(entry) => self.account_outcome(&entry).await?,
+                Ok(entry) => match self.account_state(&entry)? {
+                    Ok(found) => {
+                        waiting.push((outcomes.len(), entry, found));
+                        // Replaced below once tokenGroups is read.
+                        LoginOutcome::NotFound
+                    }
+                    Err(outcome) => outcome,
+                },
                 Err(outcome) => outcome,
             };
-            results.push(outcome);
+            outcomes.push(outcome);
         }
-        Ok(results)
+
+        let dns: Vec<String> = waiting
+            .iter()
+            .map(|(_, entry, _)| entry.dn.clone())
+            .collect();
+        let tokens = self
+            .conn
+            .read_many(&dns, &["tokenGroups"], TOKEN_READS_IN_FLIGHT)
+            .await?;
+        for ((slot, entry, found), token) in waiting.into_iter().zip(tokens) {
+            outcomes[slot] = token_outcome(&entry, found, token)?;
+        }
+        Ok(outcomes)
     }
 
     /// Pinned logins, looked up by exact SID in batches.
@@ -225,60 +310,30 @@ impl AdDirectory {
         })
     }
 
-    /// Enabled accounts get their tokenGroups read; disabled ones contribute nothing.
-    async fn account_outcome(
-        &mut self,
+    /// What the account entry alone says: `Ok` for an enabled account
+    /// (its groups still to be read), `Err` with the outcome otherwise.
+    fn account_state(
+        &self,
         entry: &SearchEntry,
-    ) -> Result<LoginOutcome, DirectoryError> {
+    ) -> Result<Result<FoundAccount, LoginOutcome>, DirectoryError> {
         let sid = entry::object_sid(entry)?;
         let sam = entry::text(entry, "sAMAccountName").unwrap_or_else(|| sid.to_string());
-        let mut found = FoundAccount {
-            id: ObjectId::Sid(sid.clone()),
+        let found = FoundAccount {
+            id: ObjectId::Sid(sid),
             dn: entry.dn.clone(),
             label: format!("{}\\{sam}", self.domain.netbios),
             groups: BTreeSet::new(),
         };
         let Some(uac) = entry::integer(entry, "userAccountControl")? else {
-            return Ok(LoginOutcome::Failed(format!(
+            return Ok(Err(LoginOutcome::Failed(format!(
                 "cannot read userAccountControl of {} (does the bind account have read rights?)",
                 entry.dn
-            )));
+            ))));
         };
         if uac & UAC_ACCOUNT_DISABLE != 0 {
-            return Ok(LoginOutcome::Disabled(found));
+            return Ok(Err(LoginOutcome::Disabled(found)));
         }
-        let token = match self.conn.read(&entry.dn, &["tokenGroups"]).await? {
-            BaseRead::Found(token) => token,
-            BaseRead::Missing => {
-                return Ok(LoginOutcome::Failed(format!(
-                    "{} vanished while it was being read",
-                    entry.dn
-                )));
-            }
-            BaseRead::Denied(text) => {
-                return Ok(LoginOutcome::Failed(format!(
-                    "no right to read tokenGroups of {}: {text}",
-                    entry.dn
-                )));
-            }
-        };
-        let groups = entry::sids(&token, "tokenGroups")?;
-        // Every account is at least in its primary group, so an empty
-        // tokenGroups means it could not be read, never "no groups".
-        if groups.is_empty() {
-            return Ok(LoginOutcome::Failed(format!(
-                "tokenGroups of {} came back empty: the bind account needs the right to read it",
-                entry.dn
-            )));
-        }
-        found.groups.extend(groups.into_iter().map(ObjectId::Sid));
-        if let Some(rid) = entry::integer(entry, "primaryGroupID")?
-            && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
-            && let Ok(primary) = domain.with_rid(rid)
-        {
-            found.groups.insert(ObjectId::Sid(primary));
-        }
-        Ok(LoginOutcome::Active(found))
+        Ok(Ok(found))
     }
 
     /// How the account reaches each target group, for `explain`: walks
@@ -433,10 +488,10 @@ async fn discover_domain(
             &["nCName", "nETBIOSName", "dnsRoot"],
         )
         .await?;
-    let base = normalise_dn(base_dn);
+    let base = entry::normalise_dn(base_dn);
     refs.iter()
         .filter_map(|cross_ref| {
-            let nc = normalise_dn(&entry::text(cross_ref, "nCName")?);
+            let nc = entry::normalise_dn(&entry::text(cross_ref, "nCName")?);
             let within = base == nc || base.ends_with(&format!(",{nc}"));
             within.then(|| {
                 Some((
@@ -451,26 +506,4 @@ async fn discover_domain(
         .ok_or_else(|| DirectoryError::DomainNotFound {
             base_dn: base_dn.to_owned(),
         })
-}
-
-/// Lower-cased, with spaces after commas removed, for suffix comparison.
-fn normalise_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_lowercase()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalise_dn;
-
-    #[test]
-    fn dns_compare_without_case_or_spaces() {
-        assert_eq!(
-            normalise_dn("OU=Bots, DC=Corp,DC=example"),
-            "ou=bots,dc=corp,dc=example"
-        );
-    }
 }

@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::DirectoryError;
+use super::{DirectoryError, entry, range};
 use crate::config::{DirectoryConfig, Transport};
 
 /// LDAP result codes teamsync tells apart (RFC 4511 4.1.9).
@@ -132,20 +132,102 @@ impl Connection {
                 ldap.search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec()),
             )
             .await?;
-        let ldap3::SearchResult(entries, outcome) = result;
-        match outcome.rc {
-            rc::SUCCESS => match entries.into_iter().next() {
-                Some(entry) => Ok(BaseRead::Found(SearchEntry::construct(entry))),
-                None => Ok(BaseRead::Missing),
-            },
-            rc::NO_SUCH_OBJECT => Ok(BaseRead::Missing),
-            rc::INSUFFICIENT_ACCESS => Ok(BaseRead::Denied(outcome.text)),
-            code => Err(DirectoryError::Result {
-                during,
-                rc: code,
-                text: outcome.text,
-            }),
+        classify_base_read(during, result)
+    }
+
+    /// Reads many entries by DN with up to `concurrency` requests in flight
+    /// on this connection; the answers come back in the order asked. Any
+    /// failure fails the whole read.
+    pub async fn read_many(
+        &mut self,
+        dns: &[String],
+        attrs: &[&str],
+        concurrency: usize,
+    ) -> Result<Vec<BaseRead>, DirectoryError> {
+        let attrs: Vec<String> = attrs.iter().map(|a| (*a).to_owned()).collect();
+        let mut answers: Vec<Option<BaseRead>> = (0..dns.len()).map(|_| None).collect();
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut next = 0;
+        while next < dns.len() || !in_flight.is_empty() {
+            while next < dns.len() && in_flight.len() < concurrency.max(1) {
+                let mut ldap = self.ldap.clone();
+                let dn = dns[next].clone();
+                let attrs = attrs.clone();
+                let timeout = self.operation_timeout;
+                let index = next;
+                in_flight.spawn(async move {
+                    let read = ldap.search(&dn, Scope::Base, "(objectClass=*)", attrs);
+                    let answer = tokio::time::timeout(timeout, read).await;
+                    (index, dn, answer)
+                });
+                self.requests += 1;
+                next += 1;
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (index, dn, answer) = joined.map_err(|err| DirectoryError::Result {
+                during: "reading entries".into(),
+                rc: 80,
+                text: err.to_string(),
+            })?;
+            let during = format!("reading {dn}");
+            let answer = answer
+                .map_err(|_| DirectoryError::Timeout {
+                    url: self.url.clone(),
+                    during: during.clone(),
+                    after: self.operation_timeout,
+                })?
+                .map_err(|source| DirectoryError::Protocol {
+                    during: during.clone(),
+                    source: Box::new(source),
+                })?;
+            answers[index] = Some(classify_base_read(during, answer)?);
         }
+        // Every slot was filled: each index was spawned once and joined once.
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Every value of a multi-valued attribute of a search entry, asking for
+    /// the remaining ranges when the server answered with a range (AD's
+    /// MaxValRange). A range that cannot be read fails the whole read.
+    pub async fn all_values(
+        &mut self,
+        found: &SearchEntry,
+        name: &str,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let mut values = entry::texts(found, name);
+        let Some((mut answered, part)) = entry::ranged(found, name)? else {
+            return Ok(values);
+        };
+        let mut asked = 0;
+        let mut count = part.len();
+        values.extend(part);
+        let range_error = |problem: String| DirectoryError::Malformed {
+            dn: found.dn.clone(),
+            attribute: name.to_owned(),
+            problem,
+        };
+        while let Some(start) =
+            range::next_start(asked, answered, count).map_err(|err| range_error(err.to_string()))?
+        {
+            let request = range::request(name, start);
+            let BaseRead::Found(next) = self.read(&found.dn, &[request.as_str()]).await? else {
+                return Err(range_error(format!(
+                    "values from {start} on could not be read"
+                )));
+            };
+            let Some((range, part)) = entry::ranged(&next, name)? else {
+                return Err(range_error(format!(
+                    "the server gave no range when asked for values from {start} on"
+                )));
+            };
+            asked = start;
+            answered = range;
+            count = part.len();
+            values.extend(part);
+        }
+        Ok(values)
     }
 
     /// Reads the rootDSE, which needs no paging and exists on every server.
@@ -230,6 +312,26 @@ impl Connection {
     pub async fn close(mut self) {
         // Best effort: the server drops the connection on its own otherwise.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+fn classify_base_read(
+    during: String,
+    result: ldap3::SearchResult,
+) -> Result<BaseRead, DirectoryError> {
+    let ldap3::SearchResult(entries, outcome) = result;
+    match outcome.rc {
+        rc::SUCCESS => match entries.into_iter().next() {
+            Some(entry) => Ok(BaseRead::Found(SearchEntry::construct(entry))),
+            None => Ok(BaseRead::Missing),
+        },
+        rc::NO_SUCH_OBJECT => Ok(BaseRead::Missing),
+        rc::INSUFFICIENT_ACCESS => Ok(BaseRead::Denied(outcome.text)),
+        code => Err(DirectoryError::Result {
+            during,
+            rc: code,
+            text: outcome.text,
+        }),
     }
 }
 

@@ -10,6 +10,16 @@ use ldap3::SearchEntry;
 use super::DirectoryError;
 use crate::model::Sid;
 
+/// A DN in a form fit for comparison: lower case, no spaces around `,` and
+/// `=`. Escaped characters stay as written.
+pub fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
 /// Every value of an attribute as bytes, wherever ldap3 put it.
 pub fn raw_values<'a>(entry: &'a SearchEntry, name: &str) -> Vec<&'a [u8]> {
     let mut values: Vec<&[u8]> = Vec::new();
@@ -24,6 +34,27 @@ pub fn raw_values<'a>(entry: &'a SearchEntry, name: &str) -> Vec<&'a [u8]> {
         }
     }
     values
+}
+
+/// A ranged answer for `name` (`member;range=0-1499`), with its values.
+pub fn ranged(
+    entry: &SearchEntry,
+    name: &str,
+) -> Result<Option<(super::range::Range, Vec<String>)>, DirectoryError> {
+    let mut found = None;
+    for attr in entry.attrs.keys().chain(entry.bin_attrs.keys()) {
+        let parsed = super::range::parse(attr).map_err(|err| DirectoryError::Malformed {
+            dn: entry.dn.clone(),
+            attribute: attr.clone(),
+            problem: err.to_string(),
+        })?;
+        if let Some((attr_name, range)) = parsed
+            && attr_name.eq_ignore_ascii_case(name)
+        {
+            found = Some((range, texts(entry, attr)));
+        }
+    }
+    Ok(found)
 }
 
 /// The first value of a text attribute.
@@ -101,6 +132,14 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn dns_normalise_case_and_spaces() {
+        assert_eq!(
+            normalise_dn("CN=Deploy Team , OU = Groups,DC=Example"),
+            "cn=deploy team,ou=groups,dc=example"
+        );
     }
 
     #[test]

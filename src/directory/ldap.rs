@@ -12,6 +12,7 @@ use ldap3::{Scope, SearchEntry};
 use super::ad::{GroupLookup, LoginQuery};
 use super::chain;
 use super::connection::{BaseRead, Connection};
+use super::entry::normalise_dn;
 use super::{DirectoryError, entry, filter};
 use crate::config::LdapSettings;
 use crate::model::{
@@ -20,16 +21,6 @@ use crate::model::{
 
 /// How many ids go into one `(|(entryUUID=..)..)` search.
 const IDS_PER_SEARCH: usize = 100;
-
-/// A DN in a form fit for comparison: lower case, no spaces around the
-/// separators. Escaped characters are kept as written.
-pub fn normalise_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_lowercase()
-}
 
 /// groupOfUniqueNames values may carry an optional `#'0101'B` uid suffix.
 fn unique_member_dn(value: &str) -> &str {
@@ -548,13 +539,5 @@ mod tests {
         let index = GroupIndex::new(vec![posix, unique]);
         let direct = index.direct("uid=svc,ou=people,dc=example,dc=org", Some("svc"));
         assert_eq!(direct.len(), 2);
-    }
-
-    #[test]
-    fn dns_normalise_case_and_spaces() {
-        assert_eq!(
-            normalise_dn("CN=Deploy Team , OU = Groups,DC=Example"),
-            "cn=deploy team,ou=groups,dc=example"
-        );
     }
 }

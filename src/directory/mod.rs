@@ -10,11 +10,13 @@
 //! - `entry`: typed values out of raw entries; `filter`: RFC 4515 escaping.
 
 mod ad;
+mod ad_dump;
 mod chain;
 mod connection;
 mod entry;
 pub mod filter;
 mod ldap;
+mod range;
 
 use std::path::PathBuf;
 use std::time::Duration;
