@@ -172,6 +172,9 @@ pub struct SyncConfig {
     pub stale_after: Duration,
     /// How long `--sync-now` waits for a running pass before exiting 75.
     pub lock_wait: Duration,
+    /// A full pass at least this often, even when the directory's change
+    /// position says nothing changed.
+    pub full_every: Duration,
     pub max_removals: usize,
 }
 
@@ -391,6 +394,8 @@ struct RawSync {
     #[serde(default)]
     lock_wait: Option<Spanned<String>>,
     #[serde(default)]
+    full_every: Option<Spanned<String>>,
+    #[serde(default)]
     max_removals: Option<usize>,
 }
 const DEFAULT_INTERVAL: &str = "15m";
@@ -398,6 +403,7 @@ const DEFAULT_JITTER: &str = "30s";
 const DEFAULT_RETRY_INITIAL: &str = "30s";
 const DEFAULT_STALE_AFTER: &str = "24h";
 const DEFAULT_LOCK_WAIT: &str = "30s";
+const DEFAULT_FULL_EVERY: &str = "24h";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -543,6 +549,11 @@ impl Checker<'_> {
                 DEFAULT_STALE_AFTER,
             )?,
             lock_wait: self.duration("sync.lock_wait", &raw.sync.lock_wait, DEFAULT_LOCK_WAIT)?,
+            full_every: self.duration(
+                "sync.full_every",
+                &raw.sync.full_every,
+                DEFAULT_FULL_EVERY,
+            )?,
             max_removals: raw.sync.max_removals.unwrap_or(DEFAULT_MAX_REMOVALS),
         };
         let metrics = MetricsConfig {
@@ -1033,6 +1044,7 @@ directory:
             DEFAULT_RETRY_INITIAL,
             DEFAULT_STALE_AFTER,
             DEFAULT_LOCK_WAIT,
+            DEFAULT_FULL_EVERY,
         ] {
             assert!(humantime::parse_duration(text).is_ok(), "{text}");
         }

@@ -48,10 +48,18 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
     println!("server:     {}", info.server);
     println!("naming ctx: {}", info.naming_context);
     println!("base DN:    {}", info.base_dn);
-    if let Some(domain) = &info.domain {
+    let domain = directory
+        .ad_domain()
+        .await
+        .context("discovering the domain")?;
+    if let Some(domain) = &domain {
         println!("domain:     {} ({})", domain.netbios, domain.dns);
     }
-    println!("bound as:   {}", info.bind_identity);
+    println!("bound as:   {}", directory.bind_identity().await?);
+    match directory.watermark().await? {
+        Some(mark) => println!("changes:    tracked ({} at {})", mark.source, mark.position),
+        None => println!("changes:    not tracked by this server: every pass is a full pass"),
+    }
 
     let first = snapshot
         .accounts
@@ -73,7 +81,7 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         .context("reading a linked account")?;
     directory.close().await;
     let code = match outcome.first() {
-        Some(LoginOutcome::Active(found)) if info.domain.is_some() => {
+        Some(LoginOutcome::Active(found)) if domain.is_some() => {
             println!(
                 "tokenGroups: readable for {} ({} groups)",
                 found.label,

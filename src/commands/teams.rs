@@ -92,9 +92,9 @@ async fn link(config: &Config, team: &str, group: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("looking up group {group_ref}"))?;
     let base_dn = directory.info().base_dn.clone();
-    let our_domain = directory.info().domain.as_ref().map_or_else(
+    let our_domain = directory.ad_domain().await?.map_or_else(
         || "none: this is not Active Directory".to_owned(),
-        |d| d.netbios.clone(),
+        |d| d.netbios,
     );
     directory.close().await;
     let found = match lookup {

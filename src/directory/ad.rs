@@ -66,7 +66,11 @@ const TOKEN_READS_IN_FLIGHT: usize = 8;
 /// A bound connection to an AD domain controller.
 pub struct AdDirectory {
     conn: Connection,
+    /// Valid once `domain_loaded`; the public entry points load it.
     domain: AdDomain,
+    domain_loaded: bool,
+    /// configurationNamingContext, where the crossRef objects live.
+    configuration: String,
     strategy: AdStrategy,
 }
 
@@ -112,9 +116,10 @@ fn token_outcome(
 }
 
 impl AdDirectory {
-    /// Learns the domain's NetBIOS and DNS names on a bound connection.
-    pub(super) async fn new(
-        mut conn: Connection,
+    /// Wraps a bound connection. The domain's names are learnt on first
+    /// need, so a pass that finds nothing changed sends no more requests.
+    pub(super) fn new(
+        conn: Connection,
         root: &SearchEntry,
         config: &DirectoryConfig,
     ) -> Result<AdDirectory, DirectoryError> {
@@ -124,22 +129,56 @@ impl AdDirectory {
                 attribute: "configurationNamingContext",
             }
         })?;
-        let (netbios, dns) = discover_domain(&mut conn, &configuration, &config.base_dn).await?;
-        let domain = AdDomain {
-            netbios: config.netbios_domain.clone().unwrap_or(netbios),
-            dns,
-            base_dn: config.base_dn.clone(),
-        };
-        tracing::info!(domain = %domain.netbios, "connected to Active Directory");
         Ok(AdDirectory {
             conn,
-            domain,
+            domain: AdDomain {
+                netbios: config.netbios_domain.clone().unwrap_or_default(),
+                dns: String::new(),
+                base_dn: config.base_dn.clone(),
+            },
+            domain_loaded: false,
+            configuration,
             strategy: config.ad_strategy,
         })
     }
 
-    pub fn domain(&self) -> &AdDomain {
-        &self.domain
+    /// The domain behind base_dn, discovered from the crossRef objects once.
+    pub async fn domain(&mut self) -> Result<AdDomain, DirectoryError> {
+        if !self.domain_loaded {
+            let (netbios, dns) =
+                discover_domain(&mut self.conn, &self.configuration, &self.domain.base_dn).await?;
+            if self.domain.netbios.is_empty() {
+                self.domain.netbios = netbios;
+            }
+            self.domain.dns = dns;
+            self.domain_loaded = true;
+            tracing::info!(domain = %self.domain.netbios, "connected to Active Directory");
+        }
+        Ok(self.domain.clone())
+    }
+
+    /// This DC's identity and how far its changes go: invocationId and
+    /// highestCommittedUSN (read from the rootDSE at connect).
+    pub async fn watermark(
+        &mut self,
+        root: &SearchEntry,
+    ) -> Result<Option<(String, String)>, DirectoryError> {
+        let (Some(service), Some(usn)) = (
+            entry::text(root, "dsServiceName"),
+            entry::text(root, "highestCommittedUSN"),
+        ) else {
+            return Ok(None);
+        };
+        let BaseRead::Found(dsa) = self.conn.read(&service, &["invocationId"]).await? else {
+            return Ok(None);
+        };
+        let Some(invocation) = entry::raw_values(&dsa, "invocationId")
+            .first()
+            .map(hex::encode)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((format!("ad:{invocation}"), usn)))
     }
 
     pub(super) fn connection(&mut self) -> &mut Connection {
@@ -157,6 +196,7 @@ impl AdDirectory {
         &mut self,
         logins: &[LoginQuery],
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
+        self.domain().await?;
         let strategy = self.strategy.for_logins(logins.len());
         tracing::debug!(?strategy, logins = logins.len(), "resolving logins");
         match strategy {
@@ -346,6 +386,7 @@ impl AdDirectory {
         account: &FoundAccount,
         targets: &[ObjectId],
     ) -> Result<Vec<GroupChain>, DirectoryError> {
+        self.domain().await?;
         let BaseRead::Found(entry) = self
             .conn
             .read(&account.dn, &["memberOf", "primaryGroupID", "objectSid"])
@@ -402,6 +443,7 @@ impl AdDirectory {
 
     /// Finds a group by DN, `NETBIOS\name`, plain name or SID.
     pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
+        self.domain().await?;
         let base = self.domain.base_dn.clone();
         let entries = match group {
             GroupRef::Dn(dn) => match self.conn.read(dn, GROUP_ATTRS).await? {

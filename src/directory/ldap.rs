@@ -147,6 +147,20 @@ impl LdapDirectory {
         self.conn
     }
 
+    /// The base entry's contextCSN values (the syncprov overlay keeps
+    /// them), sorted and joined; `None` when the server keeps none.
+    pub async fn watermark(&mut self, base_dn: &str) -> Result<Option<String>, DirectoryError> {
+        let BaseRead::Found(base) = self.conn.read(base_dn, &["contextCSN"]).await? else {
+            return Ok(None);
+        };
+        let mut csns = entry::texts(&base, "contextCSN");
+        if csns.is_empty() {
+            return Ok(None);
+        }
+        csns.sort();
+        Ok(Some(csns.join(" ")))
+    }
+
     fn account_attrs(&self) -> Vec<&str> {
         let mut attrs = vec!["entryUUID", self.settings.login_attribute.as_str()];
         if self.settings.use_memberof {

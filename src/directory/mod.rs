@@ -43,9 +43,17 @@ pub struct DomainInfo {
     /// defaultNamingContext (AD) or the first namingContexts value.
     pub naming_context: String,
     pub base_dn: String,
-    /// AD only: the NetBIOS and DNS names of the domain.
-    pub domain: Option<AdDomain>,
-    pub bind_identity: String,
+}
+
+/// How far the directory's changes go, to tell "nothing changed since the
+/// last full pass" without reading anything else. AD: the DC's
+/// invocationId with its highestCommittedUSN; OpenLDAP: the base entry's
+/// contextCSN (syncprov). Any change to the directory moves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// Which server (AD: which DC database) the position belongs to.
+    pub source: String,
+    pub position: String,
 }
 
 // One value per pass: the size difference between the kinds costs nothing.
@@ -59,6 +67,8 @@ enum Backend {
 pub struct Directory {
     backend: Backend,
     info: DomainInfo,
+    root: ldap3::SearchEntry,
+    bind_dn: String,
 }
 
 impl Directory {
@@ -78,6 +88,8 @@ impl Directory {
                 "dnsHostName",
                 "supportedCapabilities",
                 "namingContexts",
+                "dsServiceName",
+                "highestCommittedUSN",
             ])
             .await?;
         let is_ad = entry::texts(&root, "supportedCapabilities")
@@ -96,26 +108,13 @@ impl Directory {
                 "directory.kind differs from what the rootDSE says"
             );
         }
-        let bind_identity = conn.who_am_i().await?.unwrap_or_else(|| {
-            format!(
-                "{} (as configured; the server does not answer \"Who am I?\")",
-                config.bind.dn
-            )
-        });
         let naming_context = entry::text(&root, "defaultNamingContext")
             .or_else(|| entry::text(&root, "namingContexts"))
             .unwrap_or_default();
         let server = entry::text(&root, "dnsHostName").unwrap_or_else(|| config.host.clone());
-        let (backend, domain) = match kind {
-            DirectoryKind::ActiveDirectory => {
-                let ad = AdDirectory::new(conn, &root, config).await?;
-                let domain = ad.domain().clone();
-                (Backend::Ad(ad), Some(domain))
-            }
-            DirectoryKind::Ldap => (
-                Backend::Ldap(LdapDirectory::new(conn, config.ldap.clone())),
-                None,
-            ),
+        let backend = match kind {
+            DirectoryKind::ActiveDirectory => Backend::Ad(AdDirectory::new(conn, &root, config)?),
+            DirectoryKind::Ldap => Backend::Ldap(LdapDirectory::new(conn, config.ldap.clone())),
         };
         Ok(Directory {
             backend,
@@ -126,10 +125,43 @@ impl Directory {
                 server,
                 naming_context,
                 base_dn: config.base_dn.clone(),
-                domain,
-                bind_identity,
             },
+            root,
+            bind_dn: config.bind.dn.clone(),
         })
+    }
+
+    /// AD: the domain's NetBIOS and DNS names (one search, the first time).
+    pub async fn ad_domain(&mut self) -> Result<Option<AdDomain>, DirectoryError> {
+        match &mut self.backend {
+            Backend::Ad(ad) => Ok(Some(ad.domain().await?)),
+            Backend::Ldap(_) => Ok(None),
+        }
+    }
+
+    /// Who the server says we are bound as, or the configured bind DN when
+    /// it does not answer "Who am I?" (Samba does not).
+    pub async fn bind_identity(&mut self) -> Result<String, DirectoryError> {
+        let bind_dn = self.bind_dn.clone();
+        Ok(self.connection().who_am_i().await?.unwrap_or_else(|| {
+            format!("{bind_dn} (as configured; the server does not answer \"Who am I?\")")
+        }))
+    }
+
+    /// The directory's change position, with one read; `None` when the
+    /// server does not keep one (then every pass is a full pass).
+    pub async fn watermark(&mut self) -> Result<Option<Watermark>, DirectoryError> {
+        let base_dn = self.info.base_dn.clone();
+        match &mut self.backend {
+            Backend::Ad(ad) => Ok(ad
+                .watermark(&self.root)
+                .await?
+                .map(|(source, position)| Watermark { source, position })),
+            Backend::Ldap(ldap) => Ok(ldap.watermark(&base_dn).await?.map(|position| Watermark {
+                source: format!("ldap:{}", entry::normalise_dn(&base_dn)),
+                position,
+            })),
+        }
     }
 
     pub fn info(&self) -> &DomainInfo {

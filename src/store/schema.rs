@@ -92,6 +92,17 @@ CREATE TABLE sync_changes (
 );
 CREATE INDEX sync_changes_by_run ON sync_changes(run_id);
 "#,
+    // 2: where the directory stood at the last full pass, so that a pass
+    // finding nothing changed can stop after two requests.
+    r#"
+CREATE TABLE directory_state (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    source            TEXT NOT NULL,
+    position          TEXT NOT NULL,
+    store_fingerprint TEXT NOT NULL,
+    full_pass_at      TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -131,4 +142,66 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             .map_err(StoreError::sql("committing a migration"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store left at `version` by an older teamsync, with some data.
+    fn store_at(version: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.db");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        if version >= 1 {
+            conn.execute_batch(
+                "INSERT INTO accounts (name, created_at) VALUES ('bot', '2026-01-01T00:00:00Z');
+                 INSERT INTO teams (name, created_at) VALUES ('ops', '2026-01-01T00:00:00Z');
+                 INSERT INTO memberships (team_id, account_id, source, added_at)
+                     VALUES (1, 1, 'manual', '2026-01-01T00:00:00Z');",
+            )
+            .unwrap();
+        }
+        (dir, path)
+    }
+
+    #[test]
+    fn every_earlier_version_migrates_to_the_current_one_keeping_data() {
+        for version in 0..MIGRATIONS.len() {
+            let (_dir, path) = store_at(version);
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn, &path).unwrap();
+            let now: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(now, SCHEMA_VERSION, "from version {version}");
+            if version >= 1 {
+                let members: i64 = conn
+                    .query_row("SELECT count(*) FROM memberships", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(members, 1, "data lost migrating from version {version}");
+            }
+            let integrity: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok");
+        }
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let (_dir, path) = store_at(MIGRATIONS.len());
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn, &path),
+            Err(StoreError::NewerSchema { .. })
+        ));
+    }
 }

@@ -79,10 +79,94 @@ fn corrupt(what: String) -> StoreError {
 
 impl Store {
     pub fn sync_snapshot(&self) -> Result<SyncSnapshot> {
-        let mut snapshot = SyncSnapshot::default();
+        read_snapshot(&self.conn)
+    }
+}
 
-        let mut stmt = self
-            .conn
+/// Where the directory stood at the last full pass that read every login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryMark {
+    pub source: String,
+    pub position: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryState {
+    pub mark: DirectoryMark,
+    /// The store's [`SyncSnapshot::fingerprint`] right after that pass.
+    pub store_fingerprint: String,
+    pub full_pass_at: String,
+}
+
+/// What to do with the directory state when a pass is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkUpdate {
+    /// A full pass that read every login: remember where the directory stood.
+    Set(DirectoryMark),
+    /// Something was left undone: the next pass must be a full one.
+    Clear,
+    /// Nothing changed since the last full pass: keep it.
+    Keep,
+}
+
+impl SyncSnapshot {
+    /// A digest of everything a pass depends on in the store: accounts,
+    /// logins and their pins, team links, directory memberships. Equal
+    /// digests mean the store gives a pass nothing new to do.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for (account, logins) in &self.accounts {
+            hash.update(format!("a\0{account}\0"));
+            for login in logins {
+                let pinned = login
+                    .pinned
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                hash.update(format!(
+                    "l\0{}\0{}\0{pinned}\0",
+                    login.login_id, login.identity
+                ));
+            }
+        }
+        for link in &self.links {
+            hash.update(format!("g\0{}\0{}\0", link.team, link.group));
+        }
+        for (account, team) in &self.current {
+            hash.update(format!("m\0{account}\0{team}\0"));
+        }
+        hex::encode(hash.finalize())
+    }
+}
+
+impl Store {
+    pub fn directory_state(&self) -> Result<Option<DirectoryState>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT source, position, store_fingerprint, full_pass_at FROM directory_state WHERE id = 1",
+                [],
+                |row| {
+                    Ok(DirectoryState {
+                        mark: DirectoryMark {
+                            source: row.get(0)?,
+                            position: row.get(1)?,
+                        },
+                        store_fingerprint: row.get(2)?,
+                        full_pass_at: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(StoreError::sql("reading the directory state"))
+    }
+}
+
+fn read_snapshot(conn: &rusqlite::Connection) -> Result<SyncSnapshot> {
+    let mut snapshot = SyncSnapshot::default();
+    {
+        let mut stmt = conn
             .prepare(
                 "SELECT a.name, l.id, l.identity, l.object_id, l.dn, l.label
                  FROM accounts a LEFT JOIN external_logins l ON l.account_id = a.id
@@ -126,8 +210,7 @@ impl Store {
             }
         }
 
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT t.name, g.group_id, g.group_label FROM team_groups g
                  JOIN teams t ON t.id = g.team_id ORDER BY t.name, g.group_label",
@@ -147,8 +230,7 @@ impl Store {
             });
         }
 
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT a.name, t.name FROM memberships m
                  JOIN accounts a ON a.id = m.account_id JOIN teams t ON t.id = m.team_id
@@ -167,9 +249,11 @@ impl Store {
                     .map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
             ));
         }
-        Ok(snapshot)
     }
+    Ok(snapshot)
+}
 
+impl Store {
     /// Writes a whole pass in one `BEGIN IMMEDIATE` transaction: the
     /// membership changes, their change rows, the login pins and the run row.
     /// Either all of it lands or none of it.
@@ -178,6 +262,7 @@ impl Store {
         record: &PassRecord,
         changes: &[Change],
         pins: &[LoginPin],
+        mark: MarkUpdate,
     ) -> Result<i64> {
         let tx = self
             .conn
@@ -209,14 +294,33 @@ impl Store {
             )
             .map_err(StoreError::sql("pinning a login"))?;
         }
+        match mark {
+            MarkUpdate::Keep => {}
+            MarkUpdate::Clear => {
+                tx.execute("DELETE FROM directory_state", [])
+                    .map_err(StoreError::sql("clearing the directory state"))?;
+            }
+            MarkUpdate::Set(mark) => {
+                // The fingerprint of the store as this transaction leaves it.
+                let fingerprint = read_snapshot(&tx)?.fingerprint();
+                tx.execute(
+                    "INSERT OR REPLACE INTO directory_state
+                     (id, source, position, store_fingerprint, full_pass_at)
+                     VALUES (1, ?1, ?2, ?3, ?4)",
+                    params![mark.source, mark.position, fingerprint, at],
+                )
+                .map_err(StoreError::sql("recording the directory state"))?;
+            }
+        }
         tx.commit()
             .map_err(StoreError::sql("committing the pass"))?;
         Ok(run_id)
     }
 
-    /// Records a pass that applied nothing (the removal guard refused it).
+    /// Records a pass that applied nothing (the removal guard refused it,
+    /// or nothing had changed).
     pub fn record_run(&mut self, record: &PassRecord) -> Result<i64> {
-        self.apply_pass(record, &[], &[])
+        self.apply_pass(record, &[], &[], MarkUpdate::Keep)
     }
 }
 
@@ -371,6 +475,7 @@ mod tests {
                 &record(RunOutcome::Success),
                 &[change("bot", "ops", Action::Add)],
                 &[],
+                MarkUpdate::Keep,
             )
             .unwrap();
         let snapshot = store.sync_snapshot().unwrap();
@@ -382,6 +487,7 @@ mod tests {
                 &record(RunOutcome::Success),
                 &[change("bot", "ops", Action::Remove)],
                 &[],
+                MarkUpdate::Keep,
             )
             .unwrap();
         let members = store.team_members(&ops).unwrap();
@@ -418,9 +524,50 @@ mod tests {
                     dn: "CN=svc,DC=corp".into(),
                     label: "CORP\\svc".into(),
                 }],
+                MarkUpdate::Keep,
             )
             .unwrap();
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.accounts[0].1[0].pinned, Some(sid));
+    }
+
+    #[test]
+    fn a_set_mark_remembers_the_store_as_the_pass_left_it() {
+        let (_dir, mut store) = temp_store();
+        let bot = AccountName::new("bot").unwrap();
+        let ops = TeamName::new("ops").unwrap();
+        store.create_account(&bot, None).unwrap();
+        store.create_team(&ops).unwrap();
+        let mark = DirectoryMark {
+            source: "ad:0011".into(),
+            position: "4242".into(),
+        };
+        store
+            .apply_pass(
+                &record(RunOutcome::Success),
+                &[change("bot", "ops", Action::Add)],
+                &[],
+                MarkUpdate::Set(mark.clone()),
+            )
+            .unwrap();
+        let state = store.directory_state().unwrap().unwrap();
+        assert_eq!(state.mark, mark);
+        assert_eq!(
+            state.store_fingerprint,
+            store.sync_snapshot().unwrap().fingerprint()
+        );
+
+        // Any store change moves the fingerprint; clearing forgets the mark.
+        store
+            .create_account(&AccountName::new("other").unwrap(), None)
+            .unwrap();
+        assert_ne!(
+            state.store_fingerprint,
+            store.sync_snapshot().unwrap().fingerprint()
+        );
+        store
+            .apply_pass(&record(RunOutcome::Partial), &[], &[], MarkUpdate::Clear)
+            .unwrap();
+        assert_eq!(store.directory_state().unwrap(), None);
     }
 }

@@ -15,10 +15,13 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::directory::{Directory, LoginQuery};
+use crate::directory::{Directory, LoginQuery, Watermark};
 use crate::exit::RemovalsRefused;
 use crate::model::{AccountInput, LoginOutcome, ResolvedLogin};
-use crate::store::{Attempt, LoginPin, PassRecord, PassState, RunOutcome, Store, SyncSnapshot};
+use crate::store::{
+    Attempt, DirectoryMark, LoginPin, MarkUpdate, PassRecord, PassState, RunOutcome, Store,
+    SyncSnapshot,
+};
 use plan::{Plan, RemovalPolicy};
 pub use report::PassReport;
 
@@ -40,6 +43,30 @@ pub async fn run_pass(
     let snapshot = store.sync_snapshot().context("reading the store")?;
 
     let mut directory = Directory::connect(&config.directory).await?;
+    let watermark = directory.watermark().await?;
+    if let Some(since) = unchanged_since(store, &snapshot, watermark.as_ref(), config)? {
+        let ldap_requests = directory.requests();
+        directory.close().await;
+        let mut report = PassReport::unchanged(options.dry_run, ldap_requests);
+        if !options.dry_run {
+            store
+                .record_run(&PassRecord {
+                    started_at,
+                    outcome: RunOutcome::Success,
+                    added: 0,
+                    removed: 0,
+                    failed_logins: 0,
+                    detail: Some(format!(
+                        "nothing changed in the directory or the store since the full pass at {since}"
+                    )),
+                })
+                .context("recording the pass")?;
+            report.applied = true;
+        }
+        report.finish(clock.elapsed());
+        tracing::info!(ldap_requests, since = %since, "nothing changed since the last full pass");
+        return Ok(report);
+    }
     let queries: Vec<LoginQuery> = snapshot
         .accounts
         .iter()
@@ -79,7 +106,7 @@ pub async fn run_pass(
             .context("recording the refused pass")?;
     } else {
         store
-            .apply_pass(&record, &plan.changes, &pins)
+            .apply_pass(&record, &plan.changes, &pins, mark_update(&plan, watermark))
             .context("writing the pass to the store")?;
         report.applied = true;
         for change in &plan.changes {
@@ -102,6 +129,39 @@ pub async fn run_pass(
         "pass finished"
     );
     Ok(report)
+}
+
+/// `Some(time of the last full pass)` when neither the directory (its
+/// watermark) nor the store (its fingerprint) moved since that pass, and it
+/// is younger than `sync.full_every`: then there is nothing to do.
+fn unchanged_since(
+    store: &Store,
+    snapshot: &SyncSnapshot,
+    watermark: Option<&Watermark>,
+    config: &Config,
+) -> anyhow::Result<Option<String>> {
+    let (Some(watermark), Some(state)) = (watermark, store.directory_state()?) else {
+        return Ok(None);
+    };
+    let same_directory =
+        state.mark.source == watermark.source && state.mark.position == watermark.position;
+    let same_store = state.store_fingerprint == snapshot.fingerprint();
+    let fresh = humantime::parse_rfc3339(&state.full_pass_at)
+        .ok()
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_some_and(|age| age < config.sync.full_every);
+    Ok((same_directory && same_store && fresh).then_some(state.full_pass_at))
+}
+
+/// Only a full pass that read every login may vouch for the next one.
+fn mark_update(plan: &Plan, watermark: Option<Watermark>) -> MarkUpdate {
+    match watermark {
+        Some(mark) if plan.held.is_empty() => MarkUpdate::Set(DirectoryMark {
+            source: mark.source,
+            position: mark.position,
+        }),
+        _ => MarkUpdate::Clear,
+    }
 }
 
 fn outcome_of(plan: &Plan) -> RunOutcome {

@@ -25,6 +25,9 @@ pub struct FailedLogin {
 #[derive(Debug, Clone, Serialize)]
 pub struct PassReport {
     pub dry_run: bool,
+    /// Nothing changed in the directory or the store since the last full
+    /// pass: no login was read.
+    pub unchanged: bool,
     /// Whether the changes were written to the store.
     pub applied: bool,
     pub added: usize,
@@ -42,6 +45,7 @@ impl PassReport {
     pub fn new(plan: &Plan, dry_run: bool, ldap_requests: u64) -> PassReport {
         PassReport {
             dry_run,
+            unchanged: false,
             applied: false,
             added: plan.added(),
             removed: plan.removed(),
@@ -84,6 +88,22 @@ impl PassReport {
         }
     }
 
+    /// The report of a pass that found nothing changed.
+    pub fn unchanged(dry_run: bool, ldap_requests: u64) -> PassReport {
+        PassReport {
+            dry_run,
+            unchanged: true,
+            applied: false,
+            added: 0,
+            removed: 0,
+            changes: Vec::new(),
+            failed_logins: Vec::new(),
+            refused_removals: None,
+            ldap_requests,
+            duration_ms: 0,
+        }
+    }
+
     pub fn finish(&mut self, elapsed: Duration) {
         self.duration_ms = elapsed.as_millis();
     }
@@ -100,6 +120,8 @@ impl PassReport {
             format!(
                 "refused: {removals} removals exceed sync.max_removals; nothing was applied (--allow-removals applies them)"
             )
+        } else if self.unchanged {
+            "sync complete: nothing changed since the last full pass".to_owned()
         } else {
             format!(
                 "sync complete: {} added, {} removed",
