@@ -37,6 +37,21 @@ pub struct RemovalsRefused {
     pub limit: usize,
 }
 
+/// The error and its causes on one line, `: `-separated. A cause whose
+/// text the message before it already holds is left out: some libraries
+/// (ldap3) print their cause inside their own message.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
 /// Picks the exit code for an error by looking through its causes.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -67,6 +82,18 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn causes_already_in_a_message_are_not_repeated() {
+        let inner = std::io::Error::other("tls handshake eof");
+        let err = anyhow::Error::new(inner)
+            .context("I/O error: tls handshake eof")
+            .context("cannot connect to ldaps://dc1");
+        assert_eq!(
+            describe(&err),
+            "cannot connect to ldaps://dc1: I/O error: tls handshake eof"
+        );
+    }
 
     #[test]
     fn causes_deep_in_the_chain_pick_the_code() {

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 
 /// Prints the error once, with its causes, and picks the exit code.
 fn fail(err: anyhow::Error) -> ExitCode {
-    eprintln!("teamsync: error: {err:#}");
+    eprintln!("teamsync: error: {}", exit::describe(&err));
     ExitCode::from(exit::code_for(&err))
 }
 

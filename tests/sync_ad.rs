@@ -418,3 +418,31 @@ fn sid_logins_and_sid_group_links_work() {
         vec![change("bot", "deploy", "remove")]
     );
 }
+
+#[test]
+fn a_deleted_linked_group_loses_its_members_only_after_a_second_pass_confirms() {
+    let dc = dc();
+    let (group, user) = (unique("grp"), unique("u"));
+    let group_dn = dc.add_security_group(&group);
+    let user_dn = dc.add_user(&user);
+    dc.add_member(&group_dn, &user_dn);
+
+    let ts = Teamsync::new(dc);
+    ts.account("bot");
+    ts.login("bot", &corp(&user));
+    ts.team("deploy");
+    ts.link("deploy", &corp(&group));
+    assert_eq!(ts.sync(0)["added"], 1);
+
+    dc.delete_entry(&group_dn);
+    let first = ts.sync(0);
+    assert!(changes(&first).is_empty(), "{first}");
+    let held = &first["held_teams"][0];
+    assert_eq!(held["team"], "deploy");
+    assert_eq!(held["removals_waiting"], 1);
+    assert_eq!(ts.members("deploy").len(), 1);
+
+    let second = ts.sync(0);
+    assert_eq!(changes(&second), vec![change("bot", "deploy", "remove")]);
+    assert!(second["held_teams"].as_array().unwrap().is_empty());
+}

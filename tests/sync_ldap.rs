@@ -235,3 +235,25 @@ fn directory_down_exits_69_and_changes_nothing() {
         vec![change("bot", "deploy", "remove")]
     );
 }
+
+#[test]
+fn a_deleted_linked_group_loses_its_members_only_after_a_second_pass_confirms() {
+    let s = slapd();
+    let user = unique("u");
+    let user_dn = s.add_user(&user);
+    let group = unique("grp");
+    let group_dn = s.add_group(&group, &[&user_dn]);
+    let ts = ldap(s);
+    ts.account("bot");
+    ts.login("bot", &user);
+    ts.team("deploy");
+    ts.link("deploy", &group);
+    assert_eq!(ts.sync(0)["added"], 1);
+
+    s.delete_entry(&group_dn);
+    let first = ts.sync(0);
+    assert!(changes(&first).is_empty(), "{first}");
+    assert_eq!(first["held_teams"][0]["removals_waiting"], 1);
+    let second = ts.sync(0);
+    assert_eq!(changes(&second), vec![change("bot", "deploy", "remove")]);
+}

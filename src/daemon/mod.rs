@@ -136,7 +136,7 @@ impl Daemon {
                 )
             }
             Err(err) if err.is::<PassLocked>() => {
-                tracing::warn!("{err:#}; this pass is skipped");
+                tracing::warn!("{}; this pass is skipped", crate::exit::describe(&err));
                 "last pass skipped: another pass held the lock".to_owned()
             }
             Err(err) => {
@@ -146,7 +146,8 @@ impl Daemon {
                 tracing::error!(
                     kind,
                     failures = self.failures,
-                    "pass failed, nothing applied: {err:#}"
+                    "pass failed, nothing applied: {}",
+                    crate::exit::describe(&err)
                 );
                 format!("last pass failed ({kind}); memberships unchanged")
             }
@@ -210,7 +211,10 @@ impl Daemon {
                 tracing::info!(config = %config_path.display(), "configuration reloaded");
             }
             Err(err) => {
-                tracing::error!("configuration not reloaded, keeping the previous one: {err:#}");
+                tracing::error!(
+                    "configuration not reloaded, keeping the previous one: {}",
+                    crate::exit::describe(&anyhow::Error::new(err))
+                );
             }
         }
         notify::ready("configuration reloaded");

@@ -60,6 +60,9 @@ pub struct AdDomain {
     pub base_dn: String,
 }
 
+/// How many linked groups one existence check asks for.
+const GROUPS_PER_SEARCH: usize = 500;
+
 /// How many tokenGroups reads are in flight at once on the connection.
 const TOKEN_READS_IN_FLIGHT: usize = 8;
 
@@ -374,6 +377,31 @@ impl AdDirectory {
             return Ok(Err(LoginOutcome::Disabled(found)));
         }
         Ok(Ok(found))
+    }
+
+    /// Which of these groups exist (by SID), with one search per 500.
+    pub async fn groups_present(
+        &mut self,
+        ids: &[ObjectId],
+    ) -> Result<BTreeSet<ObjectId>, DirectoryError> {
+        let sids: Vec<&Sid> = ids.iter().filter_map(ObjectId::as_sid).collect();
+        let mut present = BTreeSet::new();
+        for chunk in sids.chunks(GROUPS_PER_SEARCH) {
+            let alternatives: Vec<String> = chunk
+                .iter()
+                .map(|sid| format!("(objectSid={})", filter::escape_bytes(&sid.to_bytes())))
+                .collect();
+            let query = format!("(&(objectClass=group){})", filter::any_of(&alternatives));
+            let base = self.domain.base_dn.clone();
+            for group in self
+                .conn
+                .search(&base, Scope::Subtree, &query, &["objectSid"])
+                .await?
+            {
+                present.insert(ObjectId::Sid(entry::object_sid(&group)?));
+            }
+        }
+        Ok(present)
     }
 
     /// How the account reaches each target group, for `explain`: walks

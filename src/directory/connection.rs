@@ -253,7 +253,7 @@ impl Connection {
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let mut entries = Vec::new();
         let mut cookie = Vec::new();
-        let during = format!("searching {base} for {filter}");
+        let during = format!("searching {base} for {}", shorten(filter));
         loop {
             self.requests += 1;
             let mut ldap = self.ldap.clone();
@@ -315,6 +315,15 @@ impl Connection {
     }
 }
 
+/// A filter for messages: long batched filters are cut, not dumped whole.
+fn shorten(filter: &str) -> String {
+    const KEEP: usize = 160;
+    match filter.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}... ({} characters)", &filter[..at], filter.len()),
+        None => filter.to_owned(),
+    }
+}
+
 fn classify_base_read(
     during: String,
     result: ldap3::SearchResult,
@@ -336,8 +345,10 @@ fn classify_base_read(
 }
 
 fn tls_settings(config: &DirectoryConfig) -> Result<LdapConnSettings, DirectoryError> {
+    // ldap3's own timeout only covers TCP; teamsync's around the whole
+    // connect fires first and names what timed out.
     let mut settings = LdapConnSettings::new()
-        .set_conn_timeout(config.connect_timeout)
+        .set_conn_timeout(config.connect_timeout + Duration::from_secs(1))
         .set_starttls(config.transport == Transport::StartTls);
     if config.transport == Transport::Plaintext {
         return Ok(settings);

@@ -407,6 +407,20 @@ impl LdapDirectory {
         })
     }
 
+    /// Which of these groups exist, from the group index.
+    pub async fn groups_present(
+        &mut self,
+        ids: &[ObjectId],
+    ) -> Result<BTreeSet<ObjectId>, DirectoryError> {
+        let index = self.index().await?;
+        let known: HashSet<&ObjectId> = index.groups.iter().map(|g| &g.id).collect();
+        Ok(ids
+            .iter()
+            .filter(|id| known.contains(id))
+            .cloned()
+            .collect())
+    }
+
     /// Finds a group by DN or cn under the group base.
     pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
         let attrs = ["entryUUID", "cn", "objectClass"];

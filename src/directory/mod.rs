@@ -201,6 +201,20 @@ impl Directory {
         }
     }
 
+    /// Which of these linked groups the directory still has.
+    pub async fn groups_present(
+        &mut self,
+        ids: &[ObjectId],
+    ) -> Result<std::collections::BTreeSet<ObjectId>, DirectoryError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        match &mut self.backend {
+            Backend::Ad(ad) => ad.groups_present(ids).await,
+            Backend::Ldap(ldap) => ldap.groups_present(ids).await,
+        }
+    }
+
     pub async fn find_group(&mut self, group: &GroupRef) -> Result<GroupLookup, DirectoryError> {
         match &mut self.backend {
             Backend::Ad(ad) => ad.find_group(group).await,

@@ -21,8 +21,8 @@ pub use apikeys::{ApiKeyRow, KeyCheck};
 pub use schema::SCHEMA_VERSION;
 pub use state_file::{Attempt, PassState, StateFileError, state_path};
 pub use sync_state::{
-    DirectoryMark, DirectoryState, LoginPin, MarkUpdate, PassRecord, RunOutcome, RunRow,
-    StoreCounts, SyncSnapshot, SyncSnapshotLogin,
+    DirectoryMark, DirectoryState, LinkMark, LoginPin, MarkUpdate, PassRecord, PassWrite,
+    RunOutcome, RunRow, StoreCounts, SyncSnapshot, SyncSnapshotLogin,
 };
 pub use teams::{GroupLinkRow, MemberRow, TeamRow};
 

@@ -103,6 +103,11 @@ CREATE TABLE directory_state (
     full_pass_at      TEXT NOT NULL
 );
 "#,
+    // 3: a linked group that vanished is believed gone only when a second
+    // pass confirms it; this is when the first pass missed it.
+    r#"
+ALTER TABLE team_groups ADD COLUMN missing_since TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -27,6 +27,15 @@ pub struct SyncSnapshot {
     pub links: Vec<LinkedGroup>,
     /// Directory-sourced memberships only.
     pub current: BTreeSet<(AccountName, TeamName)>,
+    /// Linked groups an earlier pass found missing from the directory.
+    pub missing_groups: BTreeSet<ObjectId>,
+}
+
+/// A linked group found missing, or found again, by a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkMark {
+    Missing(ObjectId),
+    Present(ObjectId),
 }
 
 /// What a pass learned about a login that is worth keeping: its SID (the
@@ -96,6 +105,15 @@ pub struct DirectoryState {
     /// The store's [`SyncSnapshot::fingerprint`] right after that pass.
     pub store_fingerprint: String,
     pub full_pass_at: String,
+}
+
+/// Everything one pass writes, in one transaction.
+pub struct PassWrite<'a> {
+    pub record: &'a PassRecord,
+    pub changes: &'a [Change],
+    pub pins: &'a [LoginPin],
+    pub mark: MarkUpdate,
+    pub link_marks: &'a [LinkMark],
 }
 
 /// What to do with the directory state when a pass is written.
@@ -212,15 +230,23 @@ fn read_snapshot(conn: &rusqlite::Connection) -> Result<SyncSnapshot> {
 
         let mut stmt = conn
             .prepare(
-                "SELECT t.name, g.group_id, g.group_label FROM team_groups g
+                "SELECT t.name, g.group_id, g.group_label, g.missing_since FROM team_groups g
                  JOIN teams t ON t.id = g.team_id ORDER BY t.name, g.group_label",
             )
             .map_err(StoreError::sql("reading team links"))?;
-        let links: Vec<(String, String, String)> = stmt
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        let links: Vec<(String, String, String, Option<String>)> = stmt
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
             .and_then(|rows| rows.collect())
             .map_err(StoreError::sql("reading team links"))?;
-        for (team, sid, label) in links {
+        for (team, sid, label, missing_since) in links {
+            if missing_since.is_some() {
+                snapshot.missing_groups.insert(
+                    ObjectId::parse(&sid)
+                        .map_err(|err| corrupt(format!("group id {sid:?}: {err}")))?,
+                );
+            }
             snapshot.links.push(LinkedGroup {
                 team: TeamName::new(&team)
                     .map_err(|err| corrupt(format!("team name {team:?}: {err}")))?,
@@ -257,13 +283,14 @@ impl Store {
     /// Writes a whole pass in one `BEGIN IMMEDIATE` transaction: the
     /// membership changes, their change rows, the login pins and the run row.
     /// Either all of it lands or none of it.
-    pub fn apply_pass(
-        &mut self,
-        record: &PassRecord,
-        changes: &[Change],
-        pins: &[LoginPin],
-        mark: MarkUpdate,
-    ) -> Result<i64> {
+    pub fn apply_pass(&mut self, write: &PassWrite<'_>) -> Result<i64> {
+        let PassWrite {
+            record,
+            changes,
+            pins,
+            ref mark,
+            link_marks,
+        } = *write;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -294,6 +321,20 @@ impl Store {
             )
             .map_err(StoreError::sql("pinning a login"))?;
         }
+        for link in link_marks.iter() {
+            match link {
+                LinkMark::Missing(group) => tx.execute(
+                    "UPDATE team_groups SET missing_since = ?1
+                     WHERE group_id = ?2 AND missing_since IS NULL",
+                    params![at, group.to_string()],
+                ),
+                LinkMark::Present(group) => tx.execute(
+                    "UPDATE team_groups SET missing_since = NULL WHERE group_id = ?1",
+                    params![group.to_string()],
+                ),
+            }
+            .map_err(StoreError::sql("marking a linked group"))?;
+        }
         match mark {
             MarkUpdate::Keep => {}
             MarkUpdate::Clear => {
@@ -320,7 +361,13 @@ impl Store {
     /// Records a pass that applied nothing (the removal guard refused it,
     /// or nothing had changed).
     pub fn record_run(&mut self, record: &PassRecord) -> Result<i64> {
-        self.apply_pass(record, &[], &[], MarkUpdate::Keep)
+        self.apply_pass(&PassWrite {
+            record,
+            changes: &[],
+            pins: &[],
+            mark: MarkUpdate::Keep,
+            link_marks: &[],
+        })
     }
 }
 
@@ -471,24 +518,26 @@ mod tests {
         store.add_manual_member(&ops, &bot).unwrap();
 
         store
-            .apply_pass(
-                &record(RunOutcome::Success),
-                &[change("bot", "ops", Action::Add)],
-                &[],
-                MarkUpdate::Keep,
-            )
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &[change("bot", "ops", Action::Add)],
+                pins: &[],
+                mark: MarkUpdate::Keep,
+                link_marks: &[],
+            })
             .unwrap();
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.current.len(), 1);
         assert_eq!(store.team_members(&ops).unwrap().len(), 2);
 
         store
-            .apply_pass(
-                &record(RunOutcome::Success),
-                &[change("bot", "ops", Action::Remove)],
-                &[],
-                MarkUpdate::Keep,
-            )
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &[change("bot", "ops", Action::Remove)],
+                pins: &[],
+                mark: MarkUpdate::Keep,
+                link_marks: &[],
+            })
             .unwrap();
         let members = store.team_members(&ops).unwrap();
         assert_eq!(members.len(), 1);
@@ -515,17 +564,18 @@ mod tests {
         let login_id = store.sync_snapshot().unwrap().accounts[0].1[0].login_id;
         let sid = ObjectId::parse("S-1-5-21-1-2-3-1105").unwrap();
         store
-            .apply_pass(
-                &record(RunOutcome::Success),
-                &[],
-                &[LoginPin {
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &[],
+                pins: &[LoginPin {
                     login_id,
                     id: sid.clone(),
                     dn: "CN=svc,DC=corp".into(),
                     label: "CORP\\svc".into(),
                 }],
-                MarkUpdate::Keep,
-            )
+                mark: MarkUpdate::Keep,
+                link_marks: &[],
+            })
             .unwrap();
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.accounts[0].1[0].pinned, Some(sid));
@@ -543,12 +593,13 @@ mod tests {
             position: "4242".into(),
         };
         store
-            .apply_pass(
-                &record(RunOutcome::Success),
-                &[change("bot", "ops", Action::Add)],
-                &[],
-                MarkUpdate::Set(mark.clone()),
-            )
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &[change("bot", "ops", Action::Add)],
+                pins: &[],
+                mark: MarkUpdate::Set(mark.clone()),
+                link_marks: &[],
+            })
             .unwrap();
         let state = store.directory_state().unwrap().unwrap();
         assert_eq!(state.mark, mark);
@@ -566,7 +617,13 @@ mod tests {
             store.sync_snapshot().unwrap().fingerprint()
         );
         store
-            .apply_pass(&record(RunOutcome::Partial), &[], &[], MarkUpdate::Clear)
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Partial),
+                changes: &[],
+                pins: &[],
+                mark: MarkUpdate::Clear,
+                link_marks: &[],
+            })
             .unwrap();
         assert_eq!(store.directory_state().unwrap(), None);
     }

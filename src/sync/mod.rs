@@ -10,6 +10,7 @@ pub mod lock;
 pub mod plan;
 pub mod report;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -17,10 +18,10 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::directory::{Directory, LoginQuery, Watermark};
 use crate::exit::RemovalsRefused;
-use crate::model::{AccountInput, LoginOutcome, ResolvedLogin};
+use crate::model::{AccountInput, LoginOutcome, ObjectId, ResolvedLogin, TeamName};
 use crate::store::{
-    Attempt, DirectoryMark, LoginPin, MarkUpdate, PassRecord, PassState, RunOutcome, Store,
-    SyncSnapshot,
+    Attempt, DirectoryMark, LinkMark, LoginPin, MarkUpdate, PassRecord, PassState, PassWrite,
+    RunOutcome, Store, SyncSnapshot,
 };
 use plan::{Plan, RemovalPolicy};
 pub use report::PassReport;
@@ -77,15 +78,30 @@ pub async fn run_pass(
         })
         .collect();
     let outcomes = directory.resolve_logins(&queries).await?;
+    let linked: Vec<ObjectId> = snapshot
+        .links
+        .iter()
+        .map(|link| link.group.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let present = directory.groups_present(&linked).await?;
     let ldap_requests = directory.requests();
     directory.close().await;
 
     let (inputs, pins) = combine(&snapshot, outcomes);
+    let (held_teams, link_marks) = vanished_groups(&snapshot, &linked, &present);
     let policy = RemovalPolicy {
         max_removals: config.sync.max_removals,
         allow_any: options.allow_removals,
     };
-    let plan = plan::plan(&inputs, &snapshot.links, &snapshot.current, policy);
+    let plan = plan::plan_holding(
+        &inputs,
+        &snapshot.links,
+        &snapshot.current,
+        policy,
+        &held_teams,
+    );
     let mut report = PassReport::new(&plan, options.dry_run, ldap_requests);
 
     if options.dry_run {
@@ -102,11 +118,23 @@ pub async fn run_pass(
     };
     if plan.is_refused() {
         store
-            .record_run(&record)
+            .apply_pass(&PassWrite {
+                record: &record,
+                changes: &[],
+                pins: &[],
+                mark: MarkUpdate::Keep,
+                link_marks: &link_marks,
+            })
             .context("recording the refused pass")?;
     } else {
         store
-            .apply_pass(&record, &plan.changes, &pins, mark_update(&plan, watermark))
+            .apply_pass(&PassWrite {
+                record: &record,
+                changes: &plan.changes,
+                pins: &pins,
+                mark: mark_update(&plan, watermark),
+                link_marks: &link_marks,
+            })
             .context("writing the pass to the store")?;
         report.applied = true;
         for change in &plan.changes {
@@ -153,13 +181,52 @@ fn unchanged_since(
     Ok((same_directory && same_store && fresh).then_some(state.full_pass_at))
 }
 
-/// Only a full pass that read every login may vouch for the next one.
+/// Teams to hold because one of their linked groups vanished in this pass
+/// for the first time, and the missing/present marks to record. A group
+/// already found missing by the previous pass is confirmed gone: its
+/// team's directory memberships go (within the removal guard).
+fn vanished_groups(
+    snapshot: &SyncSnapshot,
+    linked: &[ObjectId],
+    present: &BTreeSet<ObjectId>,
+) -> (BTreeMap<TeamName, String>, Vec<LinkMark>) {
+    let mut held = BTreeMap::new();
+    let mut marks = Vec::new();
+    for group in linked {
+        let missing = !present.contains(group);
+        let known_missing = snapshot.missing_groups.contains(group);
+        if missing {
+            marks.push(LinkMark::Missing(group.clone()));
+            if known_missing {
+                continue;
+            }
+            for link in snapshot.links.iter().filter(|l| &l.group == group) {
+                tracing::warn!(team = %link.team, group = %link.label, "linked group not found in the directory; removals wait for the next pass to confirm");
+                held.insert(
+                    link.team.clone(),
+                    format!(
+                        "linked group {} was not found; its removals wait for the next pass to confirm",
+                        link.label
+                    ),
+                );
+            }
+        } else if known_missing {
+            marks.push(LinkMark::Present(group.clone()));
+        }
+    }
+    (held, marks)
+}
+
+/// Only a full pass that read every login, and held no team, may vouch for
+/// the next one.
 fn mark_update(plan: &Plan, watermark: Option<Watermark>) -> MarkUpdate {
     match watermark {
-        Some(mark) if plan.held.is_empty() => MarkUpdate::Set(DirectoryMark {
-            source: mark.source,
-            position: mark.position,
-        }),
+        Some(mark) if plan.held.is_empty() && plan.held_teams.is_empty() => {
+            MarkUpdate::Set(DirectoryMark {
+                source: mark.source,
+                position: mark.position,
+            })
+        }
         _ => MarkUpdate::Clear,
     }
 }
@@ -220,7 +287,7 @@ pub async fn run_recorded(
                 added: 0,
                 removed: 0,
                 failed_logins: 0,
-                error: Some(format!("{err:#}")),
+                error: Some(crate::exit::describe(err)),
             }
         }
     };

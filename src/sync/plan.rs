@@ -32,6 +32,9 @@ pub struct Plan {
     /// Sorted by account, team, action.
     pub changes: Vec<Change>,
     pub held: Vec<HeldAccount>,
+    /// Removals not made because their team is held (a linked group went
+    /// missing in this pass only): team, why, removals waiting.
+    pub held_teams: Vec<(TeamName, String, usize)>,
     /// Set when the removals exceed the policy: nothing may be applied.
     pub refused_removals: Option<usize>,
 }
@@ -64,6 +67,19 @@ pub fn plan(
     links: &[LinkedGroup],
     current: &BTreeSet<(AccountName, TeamName)>,
     policy: RemovalPolicy,
+) -> Plan {
+    plan_holding(accounts, links, current, policy, &BTreeMap::new())
+}
+
+/// [`plan`], but making no removal from the teams in `held_teams` (team ->
+/// why): a linked group that vanished is only believed gone when a second
+/// pass confirms it.
+pub fn plan_holding(
+    accounts: &[AccountInput],
+    links: &[LinkedGroup],
+    current: &BTreeSet<(AccountName, TeamName)>,
+    policy: RemovalPolicy,
+    held_teams: &BTreeMap<TeamName, String>,
 ) -> Plan {
     let mut current_by_account: BTreeMap<&AccountName, BTreeSet<&TeamName>> = BTreeMap::new();
     for (account, team) in current {
@@ -126,16 +142,36 @@ pub fn plan(
         }
     }
 
-    let changes: Vec<Change> = changes.into_iter().collect();
+    // The guard weighs every removal the directory asks for, held ones
+    // included: a wrong base DN makes the linked groups vanish too, and must
+    // be refused at once, not one pass later.
     let removals = changes
         .iter()
         .filter(|c| c.action == Action::Remove)
         .count();
     let refused_removals =
         (!policy.allow_any && removals > policy.max_removals).then_some(removals);
+    let mut waiting: BTreeMap<TeamName, usize> = BTreeMap::new();
+    let changes: Vec<Change> = changes
+        .into_iter()
+        .filter(|change| {
+            let held = refused_removals.is_none()
+                && change.action == Action::Remove
+                && held_teams.contains_key(&change.team);
+            if held {
+                *waiting.entry(change.team.clone()).or_default() += 1;
+            }
+            !held
+        })
+        .collect();
+    let held_teams = held_teams
+        .iter()
+        .filter_map(|(team, why)| Some((team.clone(), why.clone(), *waiting.get(team)?)))
+        .collect();
     Plan {
         changes,
         held,
+        held_teams,
         refused_removals,
     }
 }
@@ -401,6 +437,30 @@ mod tests {
             allow_any: true,
         };
         assert!(!plan(&accounts, &links, &have, allowed).is_refused());
+    }
+
+    #[test]
+    fn removals_from_a_held_team_wait_but_adds_and_other_teams_go_on() {
+        let accounts = [input(
+            "bot",
+            vec![login("svc", LoginOutcome::Active(found("svc", &[11])))],
+        )];
+        let links = [link("gone", 10), link("gone", 11), link("ops", 12)];
+        let have = current(&[("bot", "ops"), ("old", "gone")]);
+        let held: BTreeMap<TeamName, String> =
+            [(team("gone"), "linked group CORP\\g10 vanished".to_owned())].into();
+        let plan = plan_holding(&accounts, &links, &have, LAX, &held);
+        assert_eq!(
+            summary(&plan),
+            vec![
+                ("bot".into(), "gone".into(), Action::Add),
+                ("bot".into(), "ops".into(), Action::Remove),
+            ]
+        );
+        assert_eq!(
+            plan.held_teams,
+            vec![(team("gone"), held[&team("gone")].clone(), 1)]
+        );
     }
 
     fn outcome_strategy() -> impl Strategy<Value = LoginOutcome> {

@@ -17,6 +17,13 @@ pub struct ChangeLine {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct HeldTeam {
+    pub team: String,
+    pub reason: String,
+    pub removals_waiting: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct FailedLogin {
     pub account: String,
     pub error: String,
@@ -37,6 +44,8 @@ pub struct PassReport {
     pub failed_logins: Vec<FailedLogin>,
     /// Set when the removal guard refused the pass: the removals it refused.
     pub refused_removals: Option<usize>,
+    /// Teams whose removals wait for a second pass (a linked group vanished).
+    pub held_teams: Vec<HeldTeam>,
     pub ldap_requests: u64,
     pub duration_ms: u128,
 }
@@ -70,6 +79,15 @@ impl PassReport {
                 })
                 .collect(),
             refused_removals: plan.refused_removals,
+            held_teams: plan
+                .held_teams
+                .iter()
+                .map(|(team, reason, removals)| HeldTeam {
+                    team: team.to_string(),
+                    reason: reason.clone(),
+                    removals_waiting: *removals,
+                })
+                .collect(),
             ldap_requests,
             duration_ms: 0,
         }
@@ -99,6 +117,7 @@ impl PassReport {
             changes: Vec::new(),
             failed_logins: Vec::new(),
             refused_removals: None,
+            held_teams: Vec::new(),
             ldap_requests,
             duration_ms: 0,
         }
@@ -150,6 +169,13 @@ impl PassReport {
                 out,
                 "{sign} {} {} team {}: {}{refused}",
                 change.account, change.action, change.team, change.reason
+            );
+        }
+        for held in &self.held_teams {
+            let _ = writeln!(
+                out,
+                "! team {}: {} removals held: {}",
+                held.team, held.removals_waiting, held.reason
             );
         }
         for failed in &self.failed_logins {

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests (`mod common;` in each test file).
 
+pub mod proxy;
 pub mod samba;
 pub mod slapd;
 pub mod teamsync;
