@@ -141,6 +141,8 @@ pub struct LdapSettings {
 pub struct BindConfig {
     pub dn: String,
     pub password: PasswordSource,
+    /// Accept a password file that group or others may read.
+    pub allow_readable_password_file: bool,
 }
 
 /// Where the bind password is read from, at bind time, never earlier.
@@ -225,6 +227,10 @@ pub enum SecretError {
     },
     #[error("the bind password file {path} is empty")]
     EmptyFile { path: PathBuf },
+    #[error(
+        "the bind password file {path} can be read by group or others (mode {mode:o}): run chmod 600 on it, or set directory.bind.allow_readable_password_file: true"
+    )]
+    Readable { path: PathBuf, mode: u32 },
     #[error("environment variable {name} (directory.bind.password_env) is not set or empty")]
     Env { name: String },
     #[error(
@@ -234,6 +240,31 @@ pub enum SecretError {
 }
 
 impl PasswordSource {
+    /// Reads the password, refusing a file that group or others may read
+    /// unless `allow_readable`. Errors name where it was looked for, never
+    /// what it is.
+    pub fn read_checked(&self, allow_readable: bool) -> Result<Secret, SecretError> {
+        if let PasswordSource::File(path) = self
+            && !allow_readable
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(SecretError::Readable {
+                    path: path.clone(),
+                    mode: mode & 0o7777,
+                });
+            }
+        }
+        self.read()
+    }
+
     /// Reads the password. Errors name where it was looked for, never what it is.
     pub fn read(&self) -> Result<Secret, SecretError> {
         match self {
@@ -355,6 +386,8 @@ struct RawBind {
     /// Permit a simple bind over a connection without TLS.
     #[serde(default)]
     allow_plaintext_password: bool,
+    #[serde(default)]
+    allow_readable_password_file: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -874,7 +907,11 @@ impl Checker<'_> {
             transport,
             base_dn,
             netbios_domain,
-            bind: BindConfig { dn, password },
+            bind: BindConfig {
+                dn,
+                password,
+                allow_readable_password_file: bind.allow_readable_password_file,
+            },
             tls: TlsConfig {
                 ca_file,
                 insecure_skip_verify: raw.tls.insecure_skip_verify,
@@ -1031,6 +1068,25 @@ directory:
                 .to_string();
             assert!(message.contains("LoadCredential"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_password_file_others_can_read_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret-value\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let source = PasswordSource::File(path.clone());
+        let message = source.read_checked(false).unwrap_err().to_string();
+        assert!(
+            message.contains("chmod 600") && message.contains("644"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"));
+        assert_eq!(source.read_checked(true).unwrap().expose(), "s3cret-value");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.read_checked(false).unwrap().expose(), "s3cret-value");
     }
 
     #[test]

@@ -393,3 +393,30 @@ fn explain_shows_the_chain_through_three_levels_and_why_not_when_disabled() {
     let reasons = json[0]["reasons"].to_string();
     assert!(reasons.contains("is disabled"), "{reasons}");
 }
+
+#[test]
+fn with_no_successful_pass_for_stale_after_the_daemon_says_stale() {
+    let dc = SambaDc::shared();
+    let port = free_port();
+    // Nothing listens on port 1: every pass fails.
+    let ts = Teamsync::with_directory(
+        dc,
+        &format!("{}:1", dc.ldaps_url()),
+        dc.ca_file(),
+        &format!("{FAST}  stale_after: 1s\nmetrics:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    let daemon = Daemon::start(&ts, None);
+    daemon.wait_for_log(
+        "no pass has succeeded for longer than sync.stale_after",
+        Duration::from_secs(30),
+    );
+    let status = ts.run(&["status", "--json"]).json();
+    assert_eq!(status["stale"], true, "{status}");
+    assert_eq!(status["last_pass"]["outcome"], "failed");
+    let metrics = http_get(&format!("127.0.0.1:{port}"));
+    assert!(metrics.contains("teamsync_stale 1"), "{metrics}");
+    assert!(
+        metrics.contains("teamsync_directory_errors_total{kind=\"connect\"}"),
+        "{metrics}"
+    );
+}

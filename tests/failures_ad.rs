@@ -87,6 +87,12 @@ fn a_refused_bind_exits_69_and_never_shows_the_password() {
     let wrong = format!("Wrong-{}-Pass", unique("pw"));
     let password_file = ts.dir.path().join("wrong-password");
     std::fs::write(&password_file, &wrong).unwrap();
+    // Owner-only, as teamsync requires of a password file.
+    std::fs::set_permissions(
+        &password_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     rewrite_config(
         &ts,
         &dc.admin_password_file().display().to_string(),
@@ -248,4 +254,29 @@ fn every_pass_and_applied_change_is_recorded_in_the_store() {
         "{:?}",
         changes[1]
     );
+}
+
+#[test]
+fn a_password_file_others_can_read_is_refused_with_exit_78() {
+    use std::os::unix::fs::PermissionsExt;
+    let dc = SambaDc::shared();
+    let ts = Teamsync::new(dc);
+    let readable = ts.dir.path().join("readable-password");
+    std::fs::write(&readable, dc.admin_password()).unwrap();
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    rewrite_config(
+        &ts,
+        &dc.admin_password_file().display().to_string(),
+        &readable.display().to_string(),
+    );
+    let run = ts.run(&["--sync-now"]);
+    run.code(78);
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&dc.admin_password()));
+    rewrite_config(
+        &ts,
+        "  bind:\n",
+        "  bind:\n    allow_readable_password_file: true\n",
+    );
+    ts.run(&["--sync-now"]).ok();
 }

@@ -181,7 +181,8 @@ impl Daemon {
         let age = self
             .last_success
             .map(|at| SystemTime::now().duration_since(at).unwrap_or_default());
-        let stale = age.is_none_or(|age| age > stale_after) && self.failures > 0;
+        // Refused and failed passes alike leave last_success where it was.
+        let stale = age.is_none_or(|age| age > stale_after);
         self.metrics.set_stale(stale);
         if stale {
             tracing::error!(

@@ -77,7 +77,10 @@ impl Connection {
     }
 
     async fn bind(&mut self, config: &DirectoryConfig) -> Result<(), DirectoryError> {
-        let password = config.bind.password.read()?;
+        let password = config
+            .bind
+            .password
+            .read_checked(config.bind.allow_readable_password_file)?;
         let dn = &config.bind.dn;
         self.requests += 1;
         let result = self
