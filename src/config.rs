@@ -139,10 +139,44 @@ pub struct LdapSettings {
 
 #[derive(Debug, Clone)]
 pub struct BindConfig {
+    /// The bind DN (simple bind), or for humans only (GSSAPI).
     pub dn: String,
-    pub password: PasswordSource,
+    pub method: BindMethod,
     /// Accept a password file that group or others may read.
     pub allow_readable_password_file: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindMethod {
+    /// A DN and a password.
+    Simple(PasswordSource),
+    /// SASL GSSAPI (Kerberos): no password crosses the network.
+    Gssapi(Kerberos),
+}
+
+/// Where the Kerberos credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kerberos {
+    /// A client keytab; without one, the existing credential cache
+    /// (KRB5CCNAME or the default) is used.
+    pub keytab: Option<PathBuf>,
+    /// A krb5.conf other than the system's.
+    pub krb5_config: Option<PathBuf>,
+    /// The LDAP server's host name in its service principal
+    /// (`ldap/HOST`); the URL's host by default.
+    pub service_host: String,
+}
+
+/// What `directory()` has checked before the keys both bind methods share.
+struct DirectoryParts {
+    kind: Option<DirectoryKind>,
+    url: String,
+    host: String,
+    transport: Transport,
+    base_dn: String,
+    netbios_domain: Option<String>,
+    bind: BindConfig,
+    ldap: LdapSettings,
 }
 
 /// Where the bind password is read from, at bind time, never earlier.
@@ -376,7 +410,16 @@ const DEFAULT_DISABLED_FILTER: &str = "(pwdAccountLockedTime=*)";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBind {
-    dn: Spanned<String>,
+    #[serde(default)]
+    method: Option<Spanned<String>>,
+    #[serde(default)]
+    dn: Option<Spanned<String>>,
+    #[serde(default)]
+    keytab: Option<Spanned<String>>,
+    #[serde(default)]
+    krb5_config: Option<Spanned<String>>,
+    #[serde(default)]
+    service_host: Option<Spanned<String>>,
     #[serde(default)]
     password_file: Option<Spanned<String>>,
     #[serde(default)]
@@ -808,7 +851,85 @@ impl Checker<'_> {
 
         let bind_at = &raw.bind;
         let bind = &raw.bind.value;
-        let dn = self.non_empty("directory.bind.dn", &bind.dn)?;
+        let gssapi = match &bind.method {
+            None => false,
+            Some(method) => match method.value.trim() {
+                "simple" => false,
+                "gssapi" => true,
+                other => {
+                    return Err(self.invalid(
+                        "directory.bind.method",
+                        method,
+                        format!("`{other}` is not a bind method: use simple or gssapi"),
+                    ));
+                }
+            },
+        };
+        let dn = match &bind.dn {
+            Some(dn) => self.non_empty("directory.bind.dn", dn)?,
+            None if gssapi => String::new(),
+            None => {
+                return Err(self.invalid(
+                    "directory.bind",
+                    bind_at,
+                    "needs dn, the account to bind as (or method: gssapi)",
+                ));
+            }
+        };
+        let path = |key: &'static str, value: &Option<Spanned<String>>| {
+            value
+                .as_ref()
+                .map(|v| self.non_empty(key, v).map(PathBuf::from))
+                .transpose()
+        };
+        if gssapi {
+            if bind.password_file.is_some()
+                || bind.password_env.is_some()
+                || bind.password_credential.is_some()
+            {
+                return Err(self.invalid(
+                    "directory.bind",
+                    bind_at,
+                    "method gssapi takes no password: use keytab, or an existing credential cache",
+                ));
+            }
+            let kerberos = Kerberos {
+                keytab: path("directory.bind.keytab", &bind.keytab)?,
+                krb5_config: path("directory.bind.krb5_config", &bind.krb5_config)?,
+                service_host: match &bind.service_host {
+                    Some(host) => self.non_empty("directory.bind.service_host", host)?,
+                    None => host.clone(),
+                },
+            };
+            let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
+            return self.finish_directory(
+                &raw,
+                DirectoryParts {
+                    kind,
+                    url: url_text,
+                    host,
+                    transport,
+                    base_dn,
+                    netbios_domain,
+                    bind: BindConfig {
+                        dn,
+                        method: BindMethod::Gssapi(kerberos),
+                        allow_readable_password_file: bind.allow_readable_password_file,
+                    },
+                    ldap,
+                },
+            );
+        }
+        if let Some(key) = [
+            ("directory.bind.keytab", &bind.keytab),
+            ("directory.bind.krb5_config", &bind.krb5_config),
+            ("directory.bind.service_host", &bind.service_host),
+        ]
+        .into_iter()
+        .find_map(|(key, value)| value.as_ref().map(|v| (key, v)))
+        {
+            return Err(self.invalid(key.0, key.1, "only applies to method: gssapi"));
+        }
         let password = match (
             &bind.password_file,
             &bind.password_env,
@@ -865,6 +986,32 @@ impl Checker<'_> {
             ));
         }
 
+        let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
+        self.finish_directory(
+            &raw,
+            DirectoryParts {
+                kind,
+                url: url_text,
+                host,
+                transport,
+                base_dn,
+                netbios_domain,
+                bind: BindConfig {
+                    dn,
+                    method: BindMethod::Simple(password),
+                    allow_readable_password_file: bind.allow_readable_password_file,
+                },
+                ldap,
+            },
+        )
+    }
+
+    /// The keys both bind methods share.
+    fn finish_directory(
+        &self,
+        raw: &RawDirectory,
+        parts: DirectoryParts,
+    ) -> Result<DirectoryConfig, ConfigError> {
         let ca_file = match &raw.tls.ca_file {
             Some(file) => Some(PathBuf::from(
                 self.non_empty("directory.tls.ca_file", file)?,
@@ -880,7 +1027,6 @@ impl Checker<'_> {
             None => DEFAULT_PAGE_SIZE,
         };
 
-        let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
         let ad_strategy = match &raw.ad_strategy {
             None => AdStrategy::Auto,
             Some(value) => match value.value.trim() {
@@ -898,20 +1044,26 @@ impl Checker<'_> {
                 }
             },
         };
-        Ok(DirectoryConfig {
-            ad_strategy,
-            ldap,
+        let DirectoryParts {
             kind,
-            url: url_text,
+            url,
             host,
             transport,
             base_dn,
             netbios_domain,
-            bind: BindConfig {
-                dn,
-                password,
-                allow_readable_password_file: bind.allow_readable_password_file,
-            },
+            bind,
+            ldap,
+        } = parts;
+        Ok(DirectoryConfig {
+            ad_strategy,
+            ldap,
+            kind,
+            url,
+            host,
+            transport,
+            base_dn,
+            netbios_domain,
+            bind,
             tls: TlsConfig {
                 ca_file,
                 insecure_skip_verify: raw.tls.insecure_skip_verify,
@@ -975,8 +1127,8 @@ directory:
         assert_eq!(config.logging.level, "info");
         assert!(!config.directory.tls.insecure_skip_verify);
         assert_eq!(
-            config.directory.bind.password,
-            PasswordSource::File("/etc/teamsync/bind-password".into())
+            config.directory.bind.method,
+            BindMethod::Simple(PasswordSource::File("/etc/teamsync/bind-password".into()))
         );
     }
 
@@ -1050,24 +1202,40 @@ directory:
             "    password_credential: bind-password\n",
         );
         let config = parse(&text).unwrap();
-        assert_eq!(
-            config.directory.bind.password,
-            PasswordSource::Credential("bind-password".into())
-        );
+        let BindMethod::Simple(source) = &config.directory.bind.method else {
+            panic!("not a simple bind: {:?}", config.directory.bind.method);
+        };
+        assert_eq!(source, &PasswordSource::Credential("bind-password".into()));
         assert!(
             error(&text.replace("bind-password\n", "../etc/shadow\n")).contains("credential name")
         );
         // Without $CREDENTIALS_DIRECTORY the error says what to do.
         if std::env::var_os("CREDENTIALS_DIRECTORY").is_none() {
-            let message = config
-                .directory
-                .bind
-                .password
-                .read()
-                .unwrap_err()
-                .to_string();
+            let message = source.read().unwrap_err().to_string();
             assert!(message.contains("LoadCredential"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_gssapi_bind_takes_a_keytab_and_no_password() {
+        let text = MINIMAL.replace(
+            "    dn: svc-teamsync@corp.example.com\n    password_file: /etc/teamsync/bind-password\n",
+            "    method: gssapi\n    keytab: /etc/teamsync/teamsync.keytab\n",
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.directory.bind.method,
+            BindMethod::Gssapi(Kerberos {
+                keytab: Some("/etc/teamsync/teamsync.keytab".into()),
+                krb5_config: None,
+                service_host: "dc1.corp.example.com".into(),
+            })
+        );
+        let with_password = format!("{text}    password_env: PW\n");
+        assert!(error(&with_password).contains("takes no password"));
+        let keytab_on_simple = format!("{MINIMAL}    keytab: /x\n");
+        assert!(error(&keytab_on_simple).contains("only applies to method: gssapi"));
+        assert!(error(&text.replace("gssapi", "ntlm")).contains("simple or gssapi"));
     }
 
     #[test]

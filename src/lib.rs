@@ -17,6 +17,7 @@
 //! - [`apikey`]: generating and hashing API keys.
 //! - [`cli`]: the command line; [`commands`]: what each command does.
 //! - [`exit`]: the documented exit codes and which error maps to which.
+//! - [`krb5_env`]: the environment the Kerberos library needs (GSSAPI binds).
 
 pub mod apikey;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod exit;
+pub mod krb5_env;
 pub mod metrics;
 pub mod model;
 pub mod store;

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use teamsync::cli::Cli;
-use teamsync::config::{Config, LogFormat};
-use teamsync::{commands, exit};
+use teamsync::config::{BindMethod, Config, LogFormat};
+use teamsync::{commands, exit, krb5_env};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -18,6 +18,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config.logging.level, config.logging.format);
+    if let BindMethod::Gssapi(kerberos) = &config.directory.bind.method {
+        let vars = krb5_env::missing(kerberos);
+        if !vars.is_empty() {
+            let err = krb5_env::restart_with(vars);
+            return fail(anyhow::Error::new(err).context("restarting with the Kerberos settings"));
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use super::open_store;
-use crate::config::{Config, Transport};
+use crate::config::{BindMethod, Config, Transport};
 use crate::directory::{Directory, DirectoryError, LoginQuery};
 use crate::exit::{FAILURE, SUCCESS};
 use crate::model::LoginOutcome;
@@ -22,9 +22,11 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         logins,
         snapshot.links.len()
     );
+    let gssapi = matches!(config.directory.bind.method, BindMethod::Gssapi(_));
     let transport = match config.directory.transport {
         Transport::Ldaps => "LDAPS",
         Transport::StartTls => "StartTLS",
+        Transport::Plaintext if gssapi => "plain LDAP, sealed by the Kerberos (GSSAPI) layer",
         Transport::Plaintext => "plain text (NOT encrypted)",
     };
     println!("directory:  {} ({transport})", config.directory.url);

@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::{DirectoryError, entry, range};
-use crate::config::{DirectoryConfig, Transport};
+use crate::config::{BindMethod, DirectoryConfig, Transport};
 
 /// LDAP result codes teamsync tells apart (RFC 4511 4.1.9).
 pub mod rc {
@@ -77,27 +77,39 @@ impl Connection {
     }
 
     async fn bind(&mut self, config: &DirectoryConfig) -> Result<(), DirectoryError> {
-        let password = config
-            .bind
-            .password
-            .read_checked(config.bind.allow_readable_password_file)?;
-        let dn = &config.bind.dn;
-        self.requests += 1;
-        let result = self
-            .timed(
-                "binding",
-                self.ldap.clone().simple_bind(dn, password.expose()),
-            )
-            .await?;
-        drop(password);
+        let (who, result) = match &config.bind.method {
+            BindMethod::Simple(source) => {
+                let password = source.read_checked(config.bind.allow_readable_password_file)?;
+                let dn = &config.bind.dn;
+                self.requests += 1;
+                let result = self
+                    .timed(
+                        "binding",
+                        self.ldap.clone().simple_bind(dn, password.expose()),
+                    )
+                    .await?;
+                (dn.clone(), result)
+            }
+            BindMethod::Gssapi(kerberos) => {
+                // One SASL round trip or more; counted as the bind.
+                self.requests += 1;
+                let result = self
+                    .timed(
+                        "binding with Kerberos (GSSAPI)",
+                        self.ldap.clone().sasl_gssapi_bind(&kerberos.service_host),
+                    )
+                    .await?;
+                (format!("GSSAPI to ldap/{}", kerberos.service_host), result)
+            }
+        };
         if result.rc != rc::SUCCESS {
             return Err(DirectoryError::BindRefused {
-                dn: dn.clone(),
+                dn: who,
                 rc: result.rc,
                 message: result.text,
             });
         }
-        tracing::debug!(url = %self.url, bind_dn = %dn, "bound to the directory");
+        tracing::debug!(url = %self.url, bind = %who, "bound to the directory");
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub use ad::{AdDirectory, AdDomain, GroupLookup, LoginQuery};
 pub use ldap::LdapDirectory;
 
-use crate::config::{DirectoryConfig, SecretError};
+use crate::config::{BindMethod, DirectoryConfig, SecretError};
 use crate::model::{DirectoryKind, FoundAccount, GroupChain, GroupRef, LoginOutcome, ObjectId};
 use connection::Connection;
 
@@ -68,7 +68,8 @@ pub struct Directory {
     backend: Backend,
     info: DomainInfo,
     root: ldap3::SearchEntry,
-    bind_dn: String,
+    /// How the bind is described when the server cannot say.
+    bind_description: String,
 }
 
 impl Directory {
@@ -127,7 +128,15 @@ impl Directory {
                 base_dn: config.base_dn.clone(),
             },
             root,
-            bind_dn: config.bind.dn.clone(),
+            bind_description: match &config.bind.method {
+                BindMethod::Simple(_) => format!("{} (as configured)", config.bind.dn),
+                BindMethod::Gssapi(kerberos) => match &kerberos.keytab {
+                    Some(keytab) => {
+                        format!("the Kerberos principal of keytab {}", keytab.display())
+                    }
+                    None => "the Kerberos principal of the credential cache".to_owned(),
+                },
+            },
         })
     }
 
@@ -142,10 +151,12 @@ impl Directory {
     /// Who the server says we are bound as, or the configured bind DN when
     /// it does not answer "Who am I?" (Samba does not).
     pub async fn bind_identity(&mut self) -> Result<String, DirectoryError> {
-        let bind_dn = self.bind_dn.clone();
-        Ok(self.connection().who_am_i().await?.unwrap_or_else(|| {
-            format!("{bind_dn} (as configured; the server does not answer \"Who am I?\")")
-        }))
+        let described = self.bind_description.clone();
+        Ok(self
+            .connection()
+            .who_am_i()
+            .await?
+            .unwrap_or_else(|| format!("{described}; the server does not answer \"Who am I?\"")))
     }
 
     /// The directory's change position, with one read; `None` when the
