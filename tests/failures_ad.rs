@@ -126,7 +126,15 @@ fn the_bind_password_appears_in_no_output_even_at_trace_level() {
         vec!["--sync-now", "--dry-run", "--json"],
         vec!["check"],
         vec!["team", "link", "deploy", "Domain Users"],
+        vec!["team", "unlink", "deploy", "Domain Users"],
+        vec!["explain", "bot"],
+        vec!["status", "--json"],
         vec!["account", "show", "bot"],
+        vec!["account", "list"],
+        vec!["team", "list"],
+        vec!["team", "members", "deploy"],
+        vec!["login", "add", "bot", "CORP\\nobody"],
+        vec!["apikey", "list", "bot"],
     ] {
         let run = ts
             .command()
@@ -139,8 +147,12 @@ fn the_bind_password_appears_in_no_output_even_at_trace_level() {
             String::from_utf8_lossy(&run.stdout),
             String::from_utf8_lossy(&run.stderr)
         );
+        // Commands that bind must show that trace logging was on (unlink
+        // matches the stored link without binding).
+        let binds = matches!(args[0], "--sync-now" | "check" | "explain")
+            || (args[0] == "team" && args[1] == "link");
         assert!(
-            all.contains("TRACE") || all.contains("DEBUG") || args[0] == "account",
+            !binds || all.contains("TRACE") || all.contains("DEBUG"),
             "trace logging was not on for {args:?}: {all}"
         );
         assert!(!all.contains(&password), "{args:?} printed the password");
