@@ -339,18 +339,7 @@ impl AdDirectory {
                 });
             }
         }
-        Ok(match entries.len() {
-            0 => Err(LoginOutcome::NotFound),
-            1 => Ok(entries.remove(0)),
-            n => Err(LoginOutcome::Failed(format!(
-                "{n} accounts match: {}",
-                entries
-                    .iter()
-                    .map(|e| e.dn.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
-        })
+        Ok(entry::single_account(entries))
     }
 
     /// What the account entry alone says: `Ok` for an enabled account

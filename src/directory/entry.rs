@@ -57,6 +57,28 @@ pub fn ranged(
     Ok(found)
 }
 
+/// The one account a login search found; none is "not found", several
+/// are a failure of that login (which one was meant cannot be told).
+pub fn single_account(
+    entries: Vec<SearchEntry>,
+) -> Result<SearchEntry, crate::model::LoginOutcome> {
+    use crate::model::LoginOutcome;
+    let count = entries.len();
+    let mut entries = entries.into_iter();
+    match (entries.next(), count) {
+        (None, _) => Err(LoginOutcome::NotFound),
+        (Some(entry), 1) => Ok(entry),
+        (Some(first), n) => Err(LoginOutcome::Failed(format!(
+            "{n} accounts match: {}",
+            std::iter::once(first)
+                .chain(entries)
+                .map(|e| e.dn)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    }
+}
+
 /// The first value of a text attribute.
 pub fn text(entry: &SearchEntry, name: &str) -> Option<String> {
     raw_values(entry, name)

@@ -393,18 +393,7 @@ impl LdapDirectory {
                 ))));
             }
         };
-        Ok(match entries.len() {
-            0 => Err(LoginOutcome::NotFound),
-            1 => entries.into_iter().next().ok_or(LoginOutcome::NotFound),
-            n => Err(LoginOutcome::Failed(format!(
-                "{n} accounts match: {}",
-                entries
-                    .iter()
-                    .map(|e| e.dn.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
-        })
+        Ok(entry::single_account(entries))
     }
 
     /// Which of these groups exist, from the group index.
