@@ -257,3 +257,42 @@ fn a_deleted_linked_group_loses_its_members_only_after_a_second_pass_confirms() 
     let second = ts.sync(0);
     assert_eq!(changes(&second), vec![change("bot", "deploy", "remove")]);
 }
+
+#[test]
+fn explain_shows_the_nesting_chain_and_the_lock() {
+    let s = slapd();
+    let (user, locked) = (unique("u"), unique("lk"));
+    let user_dn = s.add_user(&user);
+    let locked_dn = s.add_user(&locked);
+    let (low, top) = (unique("low"), unique("top"));
+    let low_dn = s.add_group(&low, &[&user_dn, &locked_dn]);
+    s.add_group(&top, &[&low_dn]);
+    s.lock_user(&locked_dn);
+    let ts = ldap(s);
+    ts.account("bot");
+    ts.login("bot", &user);
+    ts.account("old");
+    ts.login("old", &locked);
+    ts.team("prod");
+    ts.link("prod", &top);
+    ts.sync(0);
+
+    let run = ts.run(&["explain", "bot", "prod"]);
+    run.ok();
+    assert!(
+        run.stdout.contains("bot IS a member of prod"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("{low} -> {top}")),
+        "{}",
+        run.stdout
+    );
+    let json = ts.run(&["explain", "old", "prod", "--json"]).json();
+    assert_eq!(json[0]["member"], false);
+    assert!(
+        json[0]["reasons"].to_string().contains("is disabled"),
+        "{json}"
+    );
+}

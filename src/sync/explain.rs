@@ -48,7 +48,7 @@ pub fn explain(team: &TeamView, logins: &[LoginView]) -> Explanation {
             LoginOutcome::Active(found) => (found, None),
             LoginOutcome::Disabled(found) => (
                 found,
-                Some(format!("AD account {} is disabled", found.label)),
+                Some(format!("directory account {} is disabled", found.label)),
             ),
             LoginOutcome::NotFound => {
                 reasons.push(format!(
@@ -216,7 +216,7 @@ mod tests {
         assert!(!result.directory_grants);
         assert_eq!(
             result.reasons,
-            vec!["login CORP\\old: AD account CORP\\old is disabled"]
+            vec!["login CORP\\old: directory account CORP\\old is disabled"]
         );
 
         let chain = GroupChain {

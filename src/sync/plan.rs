@@ -220,8 +220,12 @@ fn removal_reason(logins: &[ResolvedLogin], team: &TeamName, links: &[LinkedGrou
             LoginOutcome::Active(found) => {
                 format!("{} is in no group linked to {team}", found.label)
             }
-            LoginOutcome::Disabled(found) => format!("AD account {} is disabled", found.label),
-            LoginOutcome::NotFound => format!("AD account {} not found", login.identity),
+            LoginOutcome::Disabled(found) => {
+                format!("directory account {} is disabled", found.label)
+            }
+            LoginOutcome::NotFound => {
+                format!("directory account for {} not found", login.identity)
+            }
             // Accounts with a failed login are held before reasons are asked for.
             LoginOutcome::Failed(why) => format!("{} could not be read: {why}", login.identity),
         })
@@ -345,8 +349,14 @@ mod tests {
             LAX,
         );
         assert_eq!(plan.removed(), 2);
-        assert_eq!(plan.changes[0].reason, "AD account CORP\\a is disabled");
-        assert_eq!(plan.changes[1].reason, "AD account CORP\\b not found");
+        assert_eq!(
+            plan.changes[0].reason,
+            "directory account CORP\\a is disabled"
+        );
+        assert_eq!(
+            plan.changes[1].reason,
+            "directory account for CORP\\b not found"
+        );
     }
 
     #[test]
