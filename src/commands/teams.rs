@@ -119,9 +119,12 @@ async fn link(config: &Config, team: &str, group: &str) -> anyhow::Result<()> {
         );
     }
     store.link_group(&team, &found)?;
+    // Directory names may hold control characters (even NUL): shown escaped.
     println!(
         "linked team {team} to {} ({}, {})",
-        found.label, found.id, found.dn
+        found.label.escape_debug(),
+        found.id,
+        found.dn.escape_debug()
     );
     Ok(())
 }

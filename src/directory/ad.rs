@@ -329,15 +329,29 @@ impl AdDirectory {
             .conn
             .search(&base, Scope::Subtree, &query, ACCOUNT_ATTRS)
             .await?;
-        if let Identity::Upn { name, domain } = identity {
-            // An explicit UPN beats another account's implicit one.
-            let upn = format!("{name}@{domain}");
-            if entries.len() > 1 {
-                entries.retain(|e| {
-                    entry::text(e, "userPrincipalName")
-                        .is_some_and(|v| v.eq_ignore_ascii_case(&upn))
-                });
+        match identity {
+            Identity::DownLevel { name, .. } => {
+                entries = entry::matching(entries, "sAMAccountName", name);
             }
+            Identity::Upn { name, domain } => {
+                let upn = format!("{name}@{domain}");
+                entries.retain(|e| {
+                    entry::texts(e, "userPrincipalName")
+                        .iter()
+                        .any(|v| entry::same_name(v, &upn))
+                        || entry::texts(e, "sAMAccountName")
+                            .iter()
+                            .any(|v| entry::same_name(v, name))
+                });
+                // An explicit UPN beats another account's implicit one.
+                if entries.len() > 1 {
+                    entries.retain(|e| {
+                        entry::text(e, "userPrincipalName")
+                            .is_some_and(|v| v.eq_ignore_ascii_case(&upn))
+                    });
+                }
+            }
+            _ => {}
         }
         Ok(entry::single_account(entries))
     }
@@ -479,9 +493,11 @@ impl AdDirectory {
                     "(&(objectClass=group){})",
                     filter::equals("sAMAccountName", name)
                 );
-                self.conn
+                let found = self
+                    .conn
                     .search(&base, Scope::Subtree, &query, GROUP_ATTRS)
-                    .await?
+                    .await?;
+                entry::matching(found, "sAMAccountName", name)
             }
             GroupRef::Sid(sid) => {
                 let query = format!(

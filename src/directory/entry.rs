@@ -57,6 +57,26 @@ pub fn ranged(
     Ok(found)
 }
 
+/// Whether a value the server matched is the value asked for. The server's
+/// equality match is trusted for case and Unicode folding, but some
+/// servers (Samba) compare names only up to a NUL: a value that differs
+/// from the one asked for by its NUL part is a different name.
+pub fn same_name(returned: &str, wanted: &str) -> bool {
+    if returned.eq_ignore_ascii_case(wanted) || returned.to_lowercase() == wanted.to_lowercase() {
+        return true;
+    }
+    !returned.contains('\0') && !wanted.contains('\0')
+}
+
+/// Keeps the entries whose `attribute` is, by [`same_name`], the value
+/// asked for.
+pub fn matching(entries: Vec<SearchEntry>, attribute: &str, wanted: &str) -> Vec<SearchEntry> {
+    entries
+        .into_iter()
+        .filter(|e| texts(e, attribute).iter().any(|v| same_name(v, wanted)))
+        .collect()
+}
+
 /// The one account a login search found; none is "not found", several
 /// are a failure of that login (which one was meant cannot be told).
 pub fn single_account(
@@ -154,6 +174,15 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_name_cut_at_a_nul_is_another_name() {
+        assert!(same_name("SVC-Build", "svc-build"));
+        assert!(same_name("Zoë", "ZOË"));
+        assert!(!same_name("hc-x\0u", "hc-x"));
+        assert!(!same_name("hc-x", "hc-x\0u"));
+        assert!(same_name("a\0b", "A\0B"));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::model::{
     DirectoryGroup, EntryUuid, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId,
 };
 
+/// LDAP result invalidDNSyntax.
+const INVALID_DN_SYNTAX: u32 = 34;
+
 /// How many ids go into one `(|(entryUUID=..)..)` search.
 const IDS_PER_SEARCH: usize = 100;
 
@@ -376,14 +379,25 @@ impl LdapDirectory {
                     .search(&base, Scope::Subtree, &query, &attrs)
                     .await?
             }
-            Identity::Dn(dn) => match self.conn.read(dn, &attrs).await? {
-                BaseRead::Found(entry) => vec![entry],
-                BaseRead::Missing => vec![],
-                BaseRead::Denied(text) => {
+            Identity::Dn(dn) => match self.conn.read(dn, &attrs).await {
+                Ok(BaseRead::Found(entry)) => vec![entry],
+                Ok(BaseRead::Missing) => vec![],
+                Ok(BaseRead::Denied(text)) => {
                     return Ok(Err(LoginOutcome::Failed(format!(
                         "no right to read {dn}: {text}"
                     ))));
                 }
+                // The server cannot parse this DN: that login fails, not the pass.
+                Err(DirectoryError::Result {
+                    rc: INVALID_DN_SYNTAX,
+                    text,
+                    ..
+                }) => {
+                    return Ok(Err(LoginOutcome::Failed(format!(
+                        "`{dn}` is not a DN the directory accepts: {text}"
+                    ))));
+                }
+                Err(err) => return Err(err),
             },
             Identity::DownLevel { .. } | Identity::Upn { .. } | Identity::Sid(_) => {
                 return Ok(Err(LoginOutcome::Failed(format!(

@@ -134,14 +134,29 @@ impl Store {
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .map_err(StoreError::sql("reading the journal mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-                .map_err(StoreError::sql("switching to WAL"))?;
+            switch_to_wal(&conn, busy_timeout)?;
         }
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
             .map_err(StoreError::sql("setting pragmas"))?;
         let mut store = Store { conn };
         schema::migrate(&mut store.conn, path)?;
         Ok(store)
+    }
+}
+
+/// Switches a new store to WAL. SQLite answers "busy" at once here, without
+/// its busy handler, when another process is creating the same store, so
+/// this waits itself, up to the busy timeout.
+fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Ok(()) => return Ok(()),
+            Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(err) => return Err(StoreError::sql("switching to WAL")(err)),
+        }
     }
 }
 
