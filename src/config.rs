@@ -84,6 +84,8 @@ pub struct DirectoryConfig {
     pub tls: TlsConfig,
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
+    /// Everything a pass asks the directory, from connect to the last read.
+    pub pass_timeout: Duration,
     pub page_size: u32,
     /// How to read a generic LDAP directory (kind `ldap`).
     pub ldap: LdapSettings,
@@ -452,9 +454,12 @@ struct RawTimeouts {
     connect: Option<Spanned<String>>,
     #[serde(default)]
     operation: Option<Spanned<String>>,
+    #[serde(default)]
+    pass: Option<Spanned<String>>,
 }
 const DEFAULT_CONNECT_TIMEOUT: &str = "10s";
 const DEFAULT_OPERATION_TIMEOUT: &str = "60s";
+const DEFAULT_PASS_TIMEOUT: &str = "30m";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -1078,6 +1083,11 @@ impl Checker<'_> {
                 &raw.timeouts.operation,
                 DEFAULT_OPERATION_TIMEOUT,
             )?,
+            pass_timeout: self.duration(
+                "directory.timeouts.pass",
+                &raw.timeouts.pass,
+                DEFAULT_PASS_TIMEOUT,
+            )?,
             page_size,
         })
     }
@@ -1263,6 +1273,7 @@ directory:
             DEFAULT_BUSY_TIMEOUT,
             DEFAULT_CONNECT_TIMEOUT,
             DEFAULT_OPERATION_TIMEOUT,
+            DEFAULT_PASS_TIMEOUT,
             DEFAULT_INTERVAL,
             DEFAULT_JITTER,
             DEFAULT_RETRY_INITIAL,

@@ -186,6 +186,9 @@ impl Case {
 
         let wrong = self.ts.dir.path().join("wrong-password");
         std::fs::write(&wrong, "Not-The-Password-1").unwrap();
+        // Owner-only, as teamsync requires of a password file.
+        std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let right = self.dc.admin_password_file().display().to_string();
         rewrite_config(&self.ts, &right, &wrong.display().to_string());
         self.proxy.reset_counters();
@@ -366,6 +369,28 @@ fn a_stalled_directory_times_out_with_69_and_changes_nothing() {
     assert!(
         took >= OPERATION_TIMEOUT && took < STALL_BOUND,
         "{fault:?}: the pass took {took:?}"
+    );
+    case.converges();
+}
+
+#[test]
+fn a_pass_that_overruns_timeouts_pass_exits_69_and_changes_nothing() {
+    let case = seeded(3);
+    let (bind, pass) = case.measure();
+    // Operations may take long, the whole pass may not.
+    rewrite_config(
+        &case.ts,
+        &format!("operation: {}s", OPERATION_TIMEOUT.as_secs()),
+        "operation: 60s\n    pass: 4s",
+    );
+    let (run, took) = case.faulty_pass(Fault::StallAfter(bind + (pass - bind) / 2));
+    says(
+        &run,
+        &["did not answer within 4s while the pass (directory.timeouts.pass)"],
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < STALL_BOUND,
+        "the pass took {took:?}"
     );
     case.converges();
 }

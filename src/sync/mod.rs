@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::directory::{Directory, LoginQuery, Watermark};
+use crate::directory::{Directory, DirectoryError, LoginQuery, Watermark};
 use crate::exit::RemovalsRefused;
 use crate::model::{AccountInput, LoginOutcome, ObjectId, ResolvedLogin, TeamName};
 use crate::store::{
@@ -43,41 +43,6 @@ pub async fn run_pass(
     let clock = Instant::now();
     let snapshot = store.sync_snapshot().context("reading the store")?;
 
-    let mut directory = Directory::connect(&config.directory).await?;
-    let watermark = directory.watermark().await?;
-    if let Some(since) = unchanged_since(store, &snapshot, watermark.as_ref(), config)? {
-        let ldap_requests = directory.requests();
-        directory.close().await;
-        let mut report = PassReport::unchanged(options.dry_run, ldap_requests);
-        if !options.dry_run {
-            store
-                .record_run(&PassRecord {
-                    started_at,
-                    outcome: RunOutcome::Success,
-                    added: 0,
-                    removed: 0,
-                    failed_logins: 0,
-                    detail: Some(format!(
-                        "nothing changed in the directory or the store since the full pass at {since}"
-                    )),
-                })
-                .context("recording the pass")?;
-            report.applied = true;
-        }
-        report.finish(clock.elapsed());
-        tracing::info!(ldap_requests, since = %since, "nothing changed since the last full pass");
-        return Ok(report);
-    }
-    let queries: Vec<LoginQuery> = snapshot
-        .accounts
-        .iter()
-        .flat_map(|(_, logins)| logins)
-        .map(|login| LoginQuery {
-            identity: login.identity.clone(),
-            pinned: login.pinned.clone(),
-        })
-        .collect();
-    let outcomes = directory.resolve_logins(&queries).await?;
     let linked: Vec<ObjectId> = snapshot
         .links
         .iter()
@@ -85,9 +50,45 @@ pub async fn run_pass(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let present = directory.groups_present(&linked).await?;
-    let ldap_requests = directory.requests();
-    directory.close().await;
+    // Every directory request of the pass, under one deadline: a pass that
+    // overruns applies nothing.
+    let deadline = config.directory.pass_timeout;
+    let read = tokio::time::timeout(deadline, read_directory(config, store, &snapshot, &linked))
+        .await
+        .map_err(|_| DirectoryError::Timeout {
+            url: config.directory.url.clone(),
+            during: "the pass (directory.timeouts.pass)".into(),
+            after: deadline,
+        })??;
+    let (outcomes, present, watermark, ldap_requests) = match read {
+        DirectoryRead::Unchanged { since, requests } => {
+            let mut report = PassReport::unchanged(options.dry_run, requests);
+            if !options.dry_run {
+                store
+                    .record_run(&PassRecord {
+                        started_at,
+                        outcome: RunOutcome::Success,
+                        added: 0,
+                        removed: 0,
+                        failed_logins: 0,
+                        detail: Some(format!(
+                            "nothing changed in the directory or the store since the full pass at {since}"
+                        )),
+                    })
+                    .context("recording the pass")?;
+                report.applied = true;
+            }
+            report.finish(clock.elapsed());
+            tracing::info!(ldap_requests = requests, since = %since, "nothing changed since the last full pass");
+            return Ok(report);
+        }
+        DirectoryRead::Full {
+            outcomes,
+            present,
+            watermark,
+            requests,
+        } => (outcomes, present, watermark, requests),
+    };
 
     let (inputs, pins) = combine(&snapshot, outcomes);
     let (held_teams, link_marks) = vanished_groups(&snapshot, &linked, &present);
@@ -229,6 +230,53 @@ fn mark_update(plan: &Plan, watermark: Option<Watermark>) -> MarkUpdate {
         }
         _ => MarkUpdate::Clear,
     }
+}
+
+/// What the directory said in one pass.
+enum DirectoryRead {
+    /// Neither the directory nor the store moved since the last full pass.
+    Unchanged { since: String, requests: u64 },
+    Full {
+        outcomes: Vec<LoginOutcome>,
+        present: BTreeSet<ObjectId>,
+        watermark: Option<Watermark>,
+        requests: u64,
+    },
+}
+
+/// Everything a pass asks the directory; reads the store but writes nothing.
+async fn read_directory(
+    config: &Config,
+    store: &Store,
+    snapshot: &SyncSnapshot,
+    linked: &[ObjectId],
+) -> anyhow::Result<DirectoryRead> {
+    let mut directory = Directory::connect(&config.directory).await?;
+    let watermark = directory.watermark().await?;
+    if let Some(since) = unchanged_since(store, snapshot, watermark.as_ref(), config)? {
+        let requests = directory.requests();
+        directory.close().await;
+        return Ok(DirectoryRead::Unchanged { since, requests });
+    }
+    let queries: Vec<LoginQuery> = snapshot
+        .accounts
+        .iter()
+        .flat_map(|(_, logins)| logins)
+        .map(|login| LoginQuery {
+            identity: login.identity.clone(),
+            pinned: login.pinned.clone(),
+        })
+        .collect();
+    let outcomes = directory.resolve_logins(&queries).await?;
+    let present = directory.groups_present(linked).await?;
+    let requests = directory.requests();
+    directory.close().await;
+    Ok(DirectoryRead::Full {
+        outcomes,
+        present,
+        watermark,
+        requests,
+    })
 }
 
 fn outcome_of(plan: &Plan) -> RunOutcome {
