@@ -53,7 +53,8 @@ const CHANGED_GROUPS: usize = 10;
 const CHANGED_MEMBERS: usize = 5;
 /// Parallel `teamsync` processes when creating accounts, logins and teams.
 const CLI_WORKERS: usize = 4;
-/// Entries per `ldapadd` file when seeding Samba.
+/// Seeding Samba: users per `ldapadd` file, and (roughly) member values
+/// per file of groups.
 const USERS_PER_BATCH: usize = 1000;
 const MEMBER_VALUES_PER_BATCH: usize = 20_000;
 /// Nesting levels of the security groups, and the share (per mille) of the
@@ -87,9 +88,10 @@ fn main() {
     let _lock = lock_cache(&root);
 
     let date = today();
+    let code = code_version();
     let mut reports = Vec::new();
     for kind in options.kinds() {
-        reports.push(bench_kind(kind, &options, &bin, &root));
+        reports.push(bench_kind(kind, &options, &bin, &root, &code));
     }
     println!();
     for report in &reports {
@@ -1485,7 +1487,7 @@ struct Report {
     commands: Vec<String>,
 }
 
-fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path) -> Report {
+fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path, code: &str) -> Report {
     let world = World::generate(kind, options.scale);
     let cache = Cache::new(root, kind, options.scale);
     let (record, cached) = match cache.load() {
@@ -1493,7 +1495,7 @@ fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path) -> Report 
         None => (seed(kind, &world, &cache, bin), false),
     };
 
-    let provenance = provenance();
+    let provenance = provenance(code);
     let started = Instant::now();
     cache.restore_server();
     let server = Server::start(kind, &cache.server_dir());
@@ -1727,9 +1729,10 @@ fn median<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
         .unwrap_or_default()
 }
 
-/// Which code, on what machine, how busy: `git describe`, cores, load.
-fn provenance() -> String {
-    let describe = Command::new("git")
+/// Which code the binary was built from: `git describe` when the run
+/// started (cargo bench has just built it).
+fn code_version() -> String {
+    Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -1737,7 +1740,11 @@ fn provenance() -> String {
         .ok()
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|| "an unknown commit".to_owned());
+        .unwrap_or_else(|| "an unknown commit".to_owned())
+}
+
+/// The code, the machine and how busy it is.
+fn provenance(code: &str) -> String {
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let load = fs::read_to_string("/proc/loadavg")
         .map(|text| {
@@ -1747,7 +1754,7 @@ fn provenance() -> String {
                 .join(" ")
         })
         .unwrap_or_else(|_| "unknown".to_owned());
-    format!("teamsync at {describe}, {cores} cores, load average {load} before the run")
+    format!("teamsync at {code}, {cores} cores, load average {load} before the run")
 }
 
 // ---- Small helpers -------------------------------------------------------------
