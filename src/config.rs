@@ -380,7 +380,7 @@ struct RawDirectory {
     #[serde(default)]
     ad_strategy: Option<Spanned<String>>,
 }
-const DEFAULT_PAGE_SIZE: u32 = 500;
+const DEFAULT_PAGE_SIZE: u32 = 1000;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -1131,7 +1131,7 @@ directory:
         assert_eq!(config.store.busy_timeout, Duration::from_secs(5));
         assert_eq!(config.directory.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.directory.operation_timeout, Duration::from_secs(60));
-        assert_eq!(config.directory.page_size, 500);
+        assert_eq!(config.directory.page_size, 1000);
         assert_eq!(config.sync.interval, Duration::from_secs(900));
         assert_eq!(config.sync.max_removals, 50);
         assert_eq!(config.logging.level, "info");

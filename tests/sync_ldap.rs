@@ -296,3 +296,37 @@ fn explain_shows_the_nesting_chain_and_the_lock() {
         "{json}"
     );
 }
+
+#[test]
+fn with_many_logins_all_accounts_are_read_in_one_dump_with_the_same_answers() {
+    let s = slapd();
+    // 200 logins and more: teamsync reads every account with one paged search.
+    let crowd: Vec<String> = (0..205).map(|i| format!("{}-{i}", unique("m"))).collect();
+    let refs: Vec<&str> = crowd.iter().map(String::as_str).collect();
+    let dns = s.add_users(&refs);
+    let (low, top) = (unique("low"), unique("top"));
+    let low_dn = s.add_group(&low, &[&dns[0], &dns[1], &dns[2]]);
+    s.add_group(&top, &[&low_dn]);
+    s.lock_user(&dns[1]);
+
+    let ts = ldap(s);
+    for (i, uid) in crowd.iter().enumerate() {
+        let account = format!("bot{i:03}");
+        ts.account(&account);
+        // One login by DN, the rest by uid.
+        let login = if i == 2 { dns[2].clone() } else { uid.clone() };
+        ts.login(&account, &login);
+    }
+    ts.team("prod");
+    ts.link("prod", &top);
+    let report = ts.sync(0);
+    assert_eq!(
+        changes(&report),
+        vec![
+            change("bot000", "prod", "add"),
+            change("bot002", "prod", "add")
+        ],
+        "bot001 is locked; the others are in no linked group"
+    );
+    assert!(report["ldap_requests"].as_u64().unwrap() < 20, "{report}");
+}

@@ -22,6 +22,16 @@ use crate::model::{
 /// LDAP result invalidDNSyntax.
 const INVALID_DN_SYNTAX: u32 = 34;
 
+/// From this many logins on, all accounts are read with one paged search
+/// instead of searches per login, as the AD group dump does.
+const DUMP_FROM_LOGINS: usize = crate::config::AdStrategy::DUMP_FROM_LOGINS;
+
+fn pinned_to_sid(sid: &crate::model::Sid) -> LoginOutcome {
+    LoginOutcome::Failed(format!(
+        "pinned to SID {sid}, which a generic LDAP directory does not use"
+    ))
+}
+
 /// How many ids go into one `(|(entryUUID=..)..)` search.
 const IDS_PER_SEARCH: usize = 100;
 
@@ -228,42 +238,11 @@ impl LdapDirectory {
         &mut self,
         logins: &[LoginQuery],
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
-        let pinned: Vec<&EntryUuid> = logins
-            .iter()
-            .filter_map(|l| match &l.pinned {
-                Some(ObjectId::Uuid(uuid)) => Some(uuid),
-                _ => None,
-            })
-            .collect();
-        let mut by_uuid = self.accounts_by_uuid(&pinned, None).await?;
-
-        let mut found: Vec<Result<SearchEntry, LoginOutcome>> = Vec::with_capacity(logins.len());
-        for login in logins {
-            found.push(match &login.pinned {
-                Some(ObjectId::Uuid(uuid)) => by_uuid
-                    .remove(uuid)
-                    .map(Ok)
-                    .unwrap_or(Err(LoginOutcome::NotFound)),
-                Some(ObjectId::Sid(sid)) => Err(LoginOutcome::Failed(format!(
-                    "pinned to SID {sid}, which a generic LDAP directory does not use"
-                ))),
-                None => self.account_by_identity(&login.identity).await?,
-            });
-        }
-
-        let uuids: Vec<EntryUuid> = found
-            .iter()
-            .filter_map(|f| f.as_ref().ok())
-            .map(uuid_of)
-            .collect::<Result<_, _>>()?;
-        let refs: Vec<&EntryUuid> = uuids.iter().collect();
-        let disabled_filter = self.settings.disabled_filter.clone();
-        let disabled: HashSet<EntryUuid> = self
-            .accounts_by_uuid(&refs, Some(&disabled_filter))
-            .await?
-            .into_keys()
-            .collect();
-
+        let (found, disabled) = if logins.len() >= DUMP_FROM_LOGINS {
+            self.find_in_dump(logins).await?
+        } else {
+            self.find_one_by_one(logins).await?
+        };
         let needs_groups = found.iter().any(|f| f.is_ok());
         if needs_groups {
             self.index().await?;
@@ -313,6 +292,128 @@ impl LdapDirectory {
             outcomes.push(LoginOutcome::Active(account));
         }
         Ok(outcomes)
+    }
+
+    /// Finds each login's entry with searches per login (pinned ones in
+    /// batches), and which of them the disabled filter matches.
+    async fn find_one_by_one(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<(Vec<Result<SearchEntry, LoginOutcome>>, HashSet<EntryUuid>), DirectoryError> {
+        let pinned: Vec<&EntryUuid> = logins
+            .iter()
+            .filter_map(|l| match &l.pinned {
+                Some(ObjectId::Uuid(uuid)) => Some(uuid),
+                _ => None,
+            })
+            .collect();
+        let mut by_uuid = self.accounts_by_uuid(&pinned, None).await?;
+
+        let mut found: Vec<Result<SearchEntry, LoginOutcome>> = Vec::with_capacity(logins.len());
+        for login in logins {
+            found.push(match &login.pinned {
+                Some(ObjectId::Uuid(uuid)) => by_uuid
+                    .remove(uuid)
+                    .map(Ok)
+                    .unwrap_or(Err(LoginOutcome::NotFound)),
+                Some(ObjectId::Sid(sid)) => Err(pinned_to_sid(sid)),
+                None => self.account_by_identity(&login.identity).await?,
+            });
+        }
+
+        let uuids: Vec<EntryUuid> = found
+            .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .map(uuid_of)
+            .collect::<Result<_, _>>()?;
+        let refs: Vec<&EntryUuid> = uuids.iter().collect();
+        let disabled_filter = self.settings.disabled_filter.clone();
+        let disabled: HashSet<EntryUuid> = self
+            .accounts_by_uuid(&refs, Some(&disabled_filter))
+            .await?
+            .into_keys()
+            .collect();
+        Ok((found, disabled))
+    }
+
+    /// Finds every login's entry in one paged search of all accounts, and
+    /// the disabled ones in one more: pages, not requests per login.
+    async fn find_in_dump(
+        &mut self,
+        logins: &[LoginQuery],
+    ) -> Result<(Vec<Result<SearchEntry, LoginOutcome>>, HashSet<EntryUuid>), DirectoryError> {
+        let attrs: Vec<String> = self.account_attrs().iter().map(|a| a.to_string()).collect();
+        let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+        let base = self.settings.user_base.clone();
+        let user_filter = self.settings.user_filter.clone();
+        let accounts = self
+            .conn
+            .search(&base, Scope::Subtree, &user_filter, &attrs)
+            .await?;
+        let disabled_query = format!("(&{user_filter}{})", self.settings.disabled_filter);
+        let mut disabled = HashSet::new();
+        for entry in self
+            .conn
+            .search(&base, Scope::Subtree, &disabled_query, &["entryUUID"])
+            .await?
+        {
+            disabled.insert(uuid_of(&entry)?);
+        }
+
+        let login_attribute = self.settings.login_attribute.clone();
+        let mut by_uuid: HashMap<EntryUuid, usize> = HashMap::new();
+        let mut by_login: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_dn: HashMap<String, usize> = HashMap::new();
+        for (index, account) in accounts.iter().enumerate() {
+            by_uuid.insert(uuid_of(account)?, index);
+            for value in entry::texts(account, &login_attribute) {
+                by_login
+                    .entry(value.to_lowercase())
+                    .or_default()
+                    .push(index);
+            }
+            by_dn.insert(normalise_dn(&account.dn), index);
+        }
+        let mut found = Vec::with_capacity(logins.len());
+        for login in logins {
+            let matches: Vec<usize> = match (&login.pinned, &login.identity) {
+                (Some(ObjectId::Uuid(uuid)), _) | (None, Identity::Uuid(uuid)) => {
+                    by_uuid.get(uuid).copied().into_iter().collect()
+                }
+                (Some(ObjectId::Sid(sid)), _) => {
+                    found.push(Err(pinned_to_sid(sid)));
+                    continue;
+                }
+                (None, Identity::Uid(name)) => by_login
+                    .get(&name.to_lowercase())
+                    .cloned()
+                    .unwrap_or_default(),
+                (None, Identity::Dn(dn)) => match by_dn.get(&normalise_dn(dn)) {
+                    Some(index) => vec![*index],
+                    // Outside what the dump read: ask for it, as one by one would.
+                    None => {
+                        found.push(self.account_by_identity(&login.identity).await?);
+                        continue;
+                    }
+                },
+                (None, identity) => {
+                    found.push(Err(self.not_an_ldap_login(identity)));
+                    continue;
+                }
+            };
+            found.push(entry::single_account(
+                matches.into_iter().map(|i| accounts[i].clone()).collect(),
+            ));
+        }
+        Ok((found, disabled))
+    }
+
+    fn not_an_ldap_login(&self, identity: &Identity) -> LoginOutcome {
+        LoginOutcome::Failed(format!(
+            "{identity} is {}, not a login form for a generic LDAP directory: use a {}, a DN or an entryUUID",
+            identity.form(),
+            self.settings.login_attribute
+        ))
     }
 
     /// Accounts by entryUUID, in batches; with `extra`, only those that
@@ -400,11 +501,7 @@ impl LdapDirectory {
                 Err(err) => return Err(err),
             },
             Identity::DownLevel { .. } | Identity::Upn { .. } | Identity::Sid(_) => {
-                return Ok(Err(LoginOutcome::Failed(format!(
-                    "{identity} is {}, not a login form for a generic LDAP directory: use a {}, a DN or an entryUUID",
-                    identity.form(),
-                    self.settings.login_attribute
-                ))));
+                return Ok(Err(self.not_an_ldap_login(identity)));
             }
         };
         Ok(entry::single_account(entries))
