@@ -267,6 +267,22 @@ impl Connection {
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let mut entries = Vec::new();
+        self.search_each(base, scope, filter, attrs, |entry| entries.push(entry))
+            .await?;
+        Ok(entries)
+    }
+
+    /// [`Connection::search`], handing each entry to `each` as its page
+    /// arrives instead of keeping them all: memory stays at one page plus
+    /// what `each` keeps. On an error, what `each` saw must be thrown away.
+    pub async fn search_each(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        mut each: impl FnMut(SearchEntry),
+    ) -> Result<(), DirectoryError> {
         let mut cookie = Vec::new();
         let during = format!("searching {base} for {}", shorten(filter));
         loop {
@@ -286,11 +302,10 @@ impl Connection {
                     text: outcome.text,
                 });
             }
-            entries.extend(
-                page.into_iter()
-                    .filter(|entry| !entry.is_ref() && !entry.is_intermediate())
-                    .map(SearchEntry::construct),
-            );
+            page.into_iter()
+                .filter(|entry| !entry.is_ref() && !entry.is_intermediate())
+                .map(SearchEntry::construct)
+                .for_each(&mut each);
             cookie = outcome
                 .ctrls
                 .iter()
@@ -302,7 +317,7 @@ impl Connection {
                 })
                 .unwrap_or_default();
             if cookie.is_empty() {
-                return Ok(entries);
+                return Ok(());
             }
         }
     }

@@ -346,10 +346,50 @@ impl LdapDirectory {
         let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
         let base = self.settings.user_base.clone();
         let user_filter = self.settings.user_filter.clone();
-        let accounts = self
-            .conn
-            .search(&base, Scope::Subtree, &user_filter, &attrs)
+        let login_attribute = self.settings.login_attribute.clone();
+        // Only the entries some login asks for are kept: a directory of
+        // 100,000 accounts streams past in pages.
+        let mut wanted_uuids: HashSet<&EntryUuid> = HashSet::new();
+        let mut wanted_logins: HashSet<String> = HashSet::new();
+        let mut wanted_dns: HashSet<String> = HashSet::new();
+        for login in logins {
+            match (&login.pinned, &login.identity) {
+                (Some(ObjectId::Uuid(uuid)), _) | (None, Identity::Uuid(uuid)) => {
+                    wanted_uuids.insert(uuid);
+                }
+                (None, Identity::Uid(name)) => {
+                    wanted_logins.insert(name.to_lowercase());
+                }
+                (None, Identity::Dn(dn)) => {
+                    wanted_dns.insert(normalise_dn(dn));
+                }
+                _ => {}
+            }
+        }
+        let mut accounts = Vec::new();
+        let mut malformed = None;
+        self.conn
+            .search_each(&base, Scope::Subtree, &user_filter, &attrs, |account| {
+                let uuid = match uuid_of(&account) {
+                    Ok(uuid) => uuid,
+                    Err(err) => {
+                        malformed.get_or_insert(err);
+                        return;
+                    }
+                };
+                let wanted = wanted_uuids.contains(&uuid)
+                    || wanted_dns.contains(&normalise_dn(&account.dn))
+                    || entry::texts(&account, &login_attribute)
+                        .iter()
+                        .any(|value| wanted_logins.contains(&value.to_lowercase()));
+                if wanted {
+                    accounts.push(account);
+                }
+            })
             .await?;
+        if let Some(err) = malformed {
+            return Err(err);
+        }
         let disabled_query = format!("(&{user_filter}{})", self.settings.disabled_filter);
         let mut disabled = HashSet::new();
         for entry in self
@@ -359,8 +399,6 @@ impl LdapDirectory {
         {
             disabled.insert(uuid_of(&entry)?);
         }
-
-        let login_attribute = self.settings.login_attribute.clone();
         let mut by_uuid: HashMap<EntryUuid, usize> = HashMap::new();
         let mut by_login: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_dn: HashMap<String, usize> = HashMap::new();
