@@ -485,6 +485,7 @@ const DEFAULT_RETRY_INITIAL: &str = "30s";
 const DEFAULT_STALE_AFTER: &str = "24h";
 const DEFAULT_LOCK_WAIT: &str = "30s";
 const DEFAULT_FULL_EVERY: &str = "24h";
+const DEFAULT_MAX_REMOVALS: usize = 50;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -492,7 +493,6 @@ struct RawMetrics {
     #[serde(default)]
     listen: Option<Spanned<String>>,
 }
-const DEFAULT_MAX_REMOVALS: usize = 50;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -598,6 +598,32 @@ impl Checker<'_> {
         Ok(parsed)
     }
 
+    /// One of a few spellings, or `None` when the key is left out.
+    fn choice<T: Copy>(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<String>>,
+        what: &str,
+        options: &[(&str, T)],
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let text = value.value.trim();
+        match options.iter().find(|(name, _)| *name == text) {
+            Some((_, chosen)) => Ok(Some(*chosen)),
+            None => {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                let listed = match names.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                };
+                Err(self.invalid(key, value, format!("`{text}` is not {what}: use {listed}")))
+            }
+        }
+    }
+
     fn non_empty(&self, key: &'static str, value: &Spanned<String>) -> Result<String, ConfigError> {
         let trimmed = value.value.trim();
         if trimmed.is_empty() {
@@ -652,20 +678,14 @@ impl Checker<'_> {
                 })?),
             },
         };
-        let format = match &raw.logging.format {
-            None => LogFormat::Text,
-            Some(format) => match format.value.trim() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => {
-                    return Err(self.invalid(
-                        "logging.format",
-                        format,
-                        format!("`{other}` is not a log format: use text or json"),
-                    ));
-                }
-            },
-        };
+        let format = self
+            .choice(
+                "logging.format",
+                &raw.logging.format,
+                "a log format",
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?
+            .unwrap_or(LogFormat::Text);
         let level = match &raw.logging.level {
             Some(level) => {
                 let text = self.non_empty("logging.level", level)?;
@@ -816,20 +836,16 @@ impl Checker<'_> {
             }
         };
 
-        let kind = match &raw.kind {
-            None => None,
-            Some(kind) => match kind.value.trim() {
-                "active_directory" => Some(DirectoryKind::ActiveDirectory),
-                "ldap" => Some(DirectoryKind::Ldap),
-                other => {
-                    return Err(self.invalid(
-                        "directory.kind",
-                        kind,
-                        format!("`{other}` is not a directory kind: use active_directory or ldap, or leave it out to detect it"),
-                    ));
-                }
-            },
-        };
+        // Left out: told by the rootDSE.
+        let kind = self.choice(
+            "directory.kind",
+            &raw.kind,
+            "a directory kind (or leave it out to detect it)",
+            &[
+                ("active_directory", DirectoryKind::ActiveDirectory),
+                ("ldap", DirectoryKind::Ldap),
+            ],
+        )?;
         let base_dn = self.non_empty("directory.base_dn", &raw.base_dn)?;
         if !base_dn.contains('=') {
             return Err(self.invalid(
@@ -856,20 +872,14 @@ impl Checker<'_> {
 
         let bind_at = &raw.bind;
         let bind = &raw.bind.value;
-        let gssapi = match &bind.method {
-            None => false,
-            Some(method) => match method.value.trim() {
-                "simple" => false,
-                "gssapi" => true,
-                other => {
-                    return Err(self.invalid(
-                        "directory.bind.method",
-                        method,
-                        format!("`{other}` is not a bind method: use simple or gssapi"),
-                    ));
-                }
-            },
-        };
+        let gssapi = self
+            .choice(
+                "directory.bind.method",
+                &bind.method,
+                "a bind method",
+                &[("simple", false), ("gssapi", true)],
+            )?
+            .unwrap_or(false);
         let dn = match &bind.dn {
             Some(dn) => self.non_empty("directory.bind.dn", dn)?,
             None if gssapi => String::new(),
@@ -1032,23 +1042,18 @@ impl Checker<'_> {
             None => DEFAULT_PAGE_SIZE,
         };
 
-        let ad_strategy = match &raw.ad_strategy {
-            None => AdStrategy::Auto,
-            Some(value) => match value.value.trim() {
-                "auto" => AdStrategy::Auto,
-                "token_groups" => AdStrategy::TokenGroups,
-                "group_dump" => AdStrategy::GroupDump,
-                other => {
-                    return Err(self.invalid(
-                        "directory.ad_strategy",
-                        value,
-                        format!(
-                            "`{other}` is not a strategy: use auto, token_groups or group_dump"
-                        ),
-                    ));
-                }
-            },
-        };
+        let ad_strategy = self
+            .choice(
+                "directory.ad_strategy",
+                &raw.ad_strategy,
+                "a strategy",
+                &[
+                    ("auto", AdStrategy::Auto),
+                    ("token_groups", AdStrategy::TokenGroups),
+                    ("group_dump", AdStrategy::GroupDump),
+                ],
+            )?
+            .unwrap_or(AdStrategy::Auto);
         let DirectoryParts {
             kind,
             url,
