@@ -169,7 +169,7 @@ pub struct Kerberos {
     pub service_host: String,
 }
 
-/// What `directory()` has checked before the keys both bind methods share.
+/// What `directory()` has checked before the rest of the section.
 struct DirectoryParts {
     kind: Option<DirectoryKind>,
     url: String,
@@ -897,7 +897,7 @@ impl Checker<'_> {
                 .map(|v| self.non_empty(key, v).map(PathBuf::from))
                 .transpose()
         };
-        if gssapi {
+        let method = if gssapi {
             if bind.password_file.is_some()
                 || bind.password_env.is_some()
                 || bind.password_credential.is_some()
@@ -916,91 +916,76 @@ impl Checker<'_> {
                     None => host.clone(),
                 },
             };
-            let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
-            return self.finish_directory(
-                &raw,
-                DirectoryParts {
-                    kind,
-                    url: url_text,
-                    host,
-                    transport,
-                    base_dn,
-                    netbios_domain,
-                    bind: BindConfig {
-                        dn,
-                        method: BindMethod::Gssapi(kerberos),
-                        allow_readable_password_file: bind.allow_readable_password_file,
-                    },
-                    ldap,
-                },
-            );
-        }
-        if let Some(key) = [
-            ("directory.bind.keytab", &bind.keytab),
-            ("directory.bind.krb5_config", &bind.krb5_config),
-            ("directory.bind.service_host", &bind.service_host),
-        ]
-        .into_iter()
-        .find_map(|(key, value)| value.as_ref().map(|v| (key, v)))
-        {
-            return Err(self.invalid(key.0, key.1, "only applies to method: gssapi"));
-        }
-        let password = match (
-            &bind.password_file,
-            &bind.password_env,
-            &bind.password_credential,
-        ) {
-            (None, None, Some(credential)) => {
-                let name = self.non_empty("directory.bind.password_credential", credential)?;
-                if name.contains('/') || name == "." || name == ".." {
-                    return Err(self.invalid(
-                        "directory.bind.password_credential",
-                        credential,
-                        format!(
-                            "`{name}` is not a credential name (as in LoadCredential=NAME:PATH)"
-                        ),
-                    ));
-                }
-                PasswordSource::Credential(name)
+            BindMethod::Gssapi(kerberos)
+        } else {
+            if let Some(key) = [
+                ("directory.bind.keytab", &bind.keytab),
+                ("directory.bind.krb5_config", &bind.krb5_config),
+                ("directory.bind.service_host", &bind.service_host),
+            ]
+            .into_iter()
+            .find_map(|(key, value)| value.as_ref().map(|v| (key, v)))
+            {
+                return Err(self.invalid(key.0, key.1, "only applies to method: gssapi"));
             }
-            (Some(file), None, None) => PasswordSource::File(PathBuf::from(
-                self.non_empty("directory.bind.password_file", file)?,
-            )),
-            (None, Some(env), None) => {
-                let name = self.non_empty("directory.bind.password_env", env)?;
-                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(self.invalid(
-                        "directory.bind.password_env",
-                        env,
-                        format!("`{name}` is not an environment variable name"),
-                    ));
+            let password = match (
+                &bind.password_file,
+                &bind.password_env,
+                &bind.password_credential,
+            ) {
+                (None, None, Some(credential)) => {
+                    let name = self.non_empty("directory.bind.password_credential", credential)?;
+                    if name.contains('/') || name == "." || name == ".." {
+                        return Err(self.invalid(
+                            "directory.bind.password_credential",
+                            credential,
+                            format!(
+                                "`{name}` is not a credential name (as in LoadCredential=NAME:PATH)"
+                            ),
+                        ));
+                    }
+                    PasswordSource::Credential(name)
                 }
-                PasswordSource::Env(name)
-            }
-            (None, None, None) => {
-                return Err(self.invalid(
+                (Some(file), None, None) => PasswordSource::File(PathBuf::from(
+                    self.non_empty("directory.bind.password_file", file)?,
+                )),
+                (None, Some(env), None) => {
+                    let name = self.non_empty("directory.bind.password_env", env)?;
+                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(self.invalid(
+                            "directory.bind.password_env",
+                            env,
+                            format!("`{name}` is not an environment variable name"),
+                        ));
+                    }
+                    PasswordSource::Env(name)
+                }
+                (None, None, None) => {
+                    return Err(self.invalid(
                     "directory.bind",
                     bind_at,
                     "needs password_file, password_env or password_credential for the bind password",
                 ));
-            }
-            _ => {
-                return Err(self.invalid(
-                    "directory.bind",
-                    bind_at,
-                    "set only one of password_file, password_env and password_credential",
-                ));
-            }
-        };
-        if transport == Transport::Plaintext && !bind.allow_plaintext_password {
-            return Err(self.invalid_at(
+                }
+                _ => {
+                    return Err(self.invalid(
+                        "directory.bind",
+                        bind_at,
+                        "set only one of password_file, password_env and password_credential",
+                    ));
+                }
+            };
+            if transport == Transport::Plaintext && !bind.allow_plaintext_password {
+                return Err(self.invalid_at(
                 "directory.tls.plaintext",
                 plaintext_line,
                 "a simple bind would send the password in clear text; use ldaps:// or StartTLS, \
                  or set directory.bind.allow_plaintext_password: true to accept that risk",
             ));
-        }
+            }
 
+            BindMethod::Simple(password)
+        };
         let ldap = self.ldap_settings(&raw.ldap, &base_dn)?;
         self.finish_directory(
             &raw,
@@ -1013,7 +998,7 @@ impl Checker<'_> {
                 netbios_domain,
                 bind: BindConfig {
                     dn,
-                    method: BindMethod::Simple(password),
+                    method,
                     allow_readable_password_file: bind.allow_readable_password_file,
                 },
                 ldap,
@@ -1021,7 +1006,7 @@ impl Checker<'_> {
         )
     }
 
-    /// The keys both bind methods share.
+    /// The rest of the directory section, checked once the bind is known.
     fn finish_directory(
         &self,
         raw: &RawDirectory,
