@@ -88,7 +88,7 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps a rusqlite error with what was being done; lock timeouts get
     /// their own variant so callers can tell "busy" from "broken".
-    fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    fn sql(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + Copy {
         move |source| {
             if is_busy(&source) {
                 StoreError::Busy { source }

@@ -1,7 +1,7 @@
 //! What a pass reads before it asks the directory, and the one transaction
 //! in which it writes what it decided.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use rusqlite::{Transaction, TransactionBehavior, params};
@@ -297,30 +297,8 @@ impl Store {
             .map_err(StoreError::sql("starting the pass transaction"))?;
         let run_id = insert_run(&tx, record)?;
         let at = now();
-        for change in changes {
-            apply_change(&tx, change, &at)?;
-            tx.execute(
-                "INSERT INTO sync_changes (run_id, at, account, team, action, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    run_id,
-                    at,
-                    change.account.as_str(),
-                    change.team.as_str(),
-                    change.action.as_str(),
-                    change.reason
-                ],
-            )
-            .map_err(StoreError::sql("recording a change"))?;
-        }
-        for pin in pins {
-            tx.execute(
-                "UPDATE external_logins SET object_id = ?1, dn = ?2, label = ?3, resolved_at = ?4
-                 WHERE id = ?5",
-                params![pin.id.to_string(), pin.dn, pin.label, at, pin.login_id],
-            )
-            .map_err(StoreError::sql("pinning a login"))?;
-        }
+        write_changes(&tx, run_id, changes, &at)?;
+        write_pins(&tx, pins, &at)?;
         for link in link_marks.iter() {
             match link {
                 LinkMark::Missing(group) => tx.execute(
@@ -457,30 +435,97 @@ fn insert_run(tx: &Transaction<'_>, record: &PassRecord) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// Applies one directory-sourced change. The plan was made from a snapshot;
-/// an account or team deleted since then simply has nothing to change.
-fn apply_change(tx: &Transaction<'_>, change: &Change, at: &str) -> Result<()> {
-    match change.action {
-        Action::Add => tx.execute(
-            "INSERT OR IGNORE INTO memberships (team_id, account_id, source, reason, added_at)
-             SELECT t.id, a.id, 'directory', ?3, ?4 FROM teams t, accounts a
-             WHERE t.name = ?1 AND a.name = ?2",
-            params![
-                change.team.as_str(),
-                change.account.as_str(),
-                change.reason,
-                at
-            ],
-        ),
-        Action::Remove => tx.execute(
-            "DELETE FROM memberships WHERE source = 'directory'
-             AND team_id = (SELECT id FROM teams WHERE name = ?1)
-             AND account_id = (SELECT id FROM accounts WHERE name = ?2)",
-            params![change.team.as_str(), change.account.as_str()],
-        ),
+/// Applies the directory-sourced changes and records each in
+/// `sync_changes`. The plan was made from a snapshot; an account or team
+/// deleted since then simply has nothing to change.
+///
+/// A full pass can carry tens of thousands of changes: the statements are
+/// prepared once and take row ids looked up once, rather than being parsed
+/// and joined by name for every row.
+fn write_changes(tx: &Transaction<'_>, run_id: i64, changes: &[Change], at: &str) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
     }
-    .map_err(StoreError::sql("applying a membership change"))?;
+    let teams = ids_by_name(tx, "SELECT name, id FROM teams", "reading team ids")?;
+    let accounts = ids_by_name(tx, "SELECT name, id FROM accounts", "reading account ids")?;
+    let failed = StoreError::sql("applying a membership change");
+    let mut add = tx
+        .prepare(
+            "INSERT OR IGNORE INTO memberships (team_id, account_id, source, reason, added_at)
+             VALUES (?1, ?2, 'directory', ?3, ?4)",
+        )
+        .map_err(failed)?;
+    let mut remove = tx
+        .prepare(
+            "DELETE FROM memberships
+             WHERE source = 'directory' AND team_id = ?1 AND account_id = ?2",
+        )
+        .map_err(failed)?;
+    let mut record = tx
+        .prepare(
+            "INSERT INTO sync_changes (run_id, at, account, team, action, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(StoreError::sql("recording a change"))?;
+    for change in changes {
+        let ids = teams
+            .get(change.team.as_str())
+            .zip(accounts.get(change.account.as_str()));
+        if let Some((team_id, account_id)) = ids {
+            match change.action {
+                Action::Add => add.execute(params![team_id, account_id, change.reason, at]),
+                Action::Remove => remove.execute(params![team_id, account_id]),
+            }
+            .map_err(failed)?;
+        }
+        record
+            .execute(params![
+                run_id,
+                at,
+                change.account.as_str(),
+                change.team.as_str(),
+                change.action.as_str(),
+                change.reason
+            ])
+            .map_err(StoreError::sql("recording a change"))?;
+    }
     Ok(())
+}
+
+fn write_pins(tx: &Transaction<'_>, pins: &[LoginPin], at: &str) -> Result<()> {
+    if pins.is_empty() {
+        return Ok(());
+    }
+    let failed = StoreError::sql("pinning a login");
+    let mut pin_login = tx
+        .prepare(
+            "UPDATE external_logins SET object_id = ?1, dn = ?2, label = ?3, resolved_at = ?4
+             WHERE id = ?5",
+        )
+        .map_err(failed)?;
+    for pin in pins {
+        pin_login
+            .execute(params![
+                pin.id.to_string(),
+                pin.dn,
+                pin.label,
+                at,
+                pin.login_id
+            ])
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+fn ids_by_name(
+    tx: &Transaction<'_>,
+    query: &str,
+    what: &'static str,
+) -> Result<HashMap<String, i64>> {
+    let mut stmt = tx.prepare(query).map_err(StoreError::sql(what))?;
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(StoreError::sql(what))
 }
 
 #[cfg(test)]
@@ -551,6 +596,37 @@ mod tests {
             .query_row("SELECT count(*) FROM sync_changes", [], |r| r.get(0))
             .unwrap();
         assert_eq!((runs, changes), (2, 2));
+    }
+
+    #[test]
+    fn a_change_for_an_account_deleted_since_the_plan_changes_nothing_else() {
+        let (_dir, mut store) = temp_store();
+        let bot = AccountName::new("bot").unwrap();
+        let ops = TeamName::new("ops").unwrap();
+        store.create_account(&bot, None).unwrap();
+        store.create_team(&ops).unwrap();
+
+        store
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &[
+                    change("gone", "ops", Action::Add),
+                    change("bot", "ops", Action::Add),
+                    change("bot", "gone-team", Action::Add),
+                ],
+                pins: &[],
+                mark: MarkUpdate::Keep,
+                link_marks: &[],
+            })
+            .unwrap();
+        let members = store.team_members(&ops).unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].source, "directory");
+        let recorded: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM sync_changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(recorded, 3, "the history keeps what the pass planned");
     }
 
     #[test]

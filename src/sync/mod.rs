@@ -90,6 +90,10 @@ pub async fn run_pass(
         } => (outcomes, present, watermark, requests),
     };
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "read the directory"
+    );
     let (inputs, pins) = combine(&snapshot, outcomes);
     let (held_teams, link_marks) = vanished_groups(&snapshot, &linked, &present);
     let policy = RemovalPolicy {
@@ -104,6 +108,10 @@ pub async fn run_pass(
         &held_teams,
     );
     let mut report = PassReport::new(&plan, options.dry_run, ldap_requests);
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "planned the pass"
+    );
 
     if options.dry_run {
         report.finish(clock.elapsed());
@@ -137,6 +145,10 @@ pub async fn run_pass(
                 link_marks: &link_marks,
             })
             .context("writing the pass to the store")?;
+        tracing::debug!(
+            elapsed_ms = clock.elapsed().as_millis() as u64,
+            "wrote the pass"
+        );
         report.applied = true;
         for change in &plan.changes {
             tracing::info!(

@@ -4,10 +4,11 @@
 //! No I/O and no clock: the same inputs always give the same plan, in the
 //! same order, which is what `--dry-run` prints and what a pass applies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::{
-    AccountInput, AccountName, Action, Change, LinkedGroup, LoginOutcome, ResolvedLogin, TeamName,
+    AccountInput, AccountName, Action, Change, LinkedGroup, LoginOutcome, ObjectId, ResolvedLogin,
+    TeamName,
 };
 
 /// How many removals a pass may make before it refuses to apply anything.
@@ -86,6 +87,7 @@ pub fn plan_holding(
         current_by_account.entry(account).or_default().insert(team);
     }
 
+    let links_by_group = LinksByGroup::new(links);
     let mut changes = BTreeSet::new();
     let mut held = Vec::new();
     let mut seen = BTreeSet::new();
@@ -100,7 +102,7 @@ pub fn plan_holding(
             });
             continue;
         }
-        let desired = desired_teams(&input.logins, links);
+        let desired = links_by_group.desired_teams(&input.logins);
         let have = current_by_account
             .get(&input.account)
             .cloned()
@@ -186,25 +188,46 @@ fn failed_logins(logins: &[ResolvedLogin]) -> Vec<String> {
         .collect()
 }
 
-/// Every team the account's active logins grant, with the first reason found.
-fn desired_teams<'a>(
-    logins: &[ResolvedLogin],
+/// The links of each linked group, as indices into `links`.
+struct LinksByGroup<'a> {
     links: &'a [LinkedGroup],
-) -> BTreeMap<&'a TeamName, String> {
-    let mut desired = BTreeMap::new();
-    for login in logins {
-        let LoginOutcome::Active(found) = &login.outcome else {
-            continue;
-        };
-        for link in links {
-            if found.groups.contains(&link.group) {
+    by_group: HashMap<&'a ObjectId, Vec<usize>>,
+}
+
+impl<'a> LinksByGroup<'a> {
+    fn new(links: &'a [LinkedGroup]) -> LinksByGroup<'a> {
+        let mut by_group: HashMap<&ObjectId, Vec<usize>> = HashMap::new();
+        for (index, link) in links.iter().enumerate() {
+            by_group.entry(&link.group).or_default().push(index);
+        }
+        LinksByGroup { links, by_group }
+    }
+
+    /// Every team the account's active logins grant, with the first reason
+    /// found in `links` order. Walks the account's groups (tens) rather than
+    /// every link (hundreds) for each account.
+    fn desired_teams(&self, logins: &[ResolvedLogin]) -> BTreeMap<&'a TeamName, String> {
+        let mut desired = BTreeMap::new();
+        for login in logins {
+            let LoginOutcome::Active(found) = &login.outcome else {
+                continue;
+            };
+            let mut matched: Vec<usize> = found
+                .groups
+                .iter()
+                .filter_map(|group| self.by_group.get(group))
+                .flatten()
+                .copied()
+                .collect();
+            matched.sort_unstable();
+            for link in matched.into_iter().map(|index| &self.links[index]) {
                 desired
                     .entry(&link.team)
                     .or_insert_with(|| format!("{} is in {}", found.label, link.label));
             }
         }
+        desired
     }
-    desired
 }
 
 fn removal_reason(logins: &[ResolvedLogin], team: &TeamName, links: &[LinkedGroup]) -> String {
@@ -314,6 +337,20 @@ mod tests {
             plan.changes[1].reason,
             "CORP\\svc is in no group linked to ops"
         );
+    }
+
+    #[test]
+    fn the_reason_names_the_first_link_of_the_team_whatever_the_group_order() {
+        // Two groups both grant "deploy"; the reason is the first link in
+        // link order, not the first group in the account's group order.
+        let accounts = [input(
+            "bot",
+            vec![login("svc", LoginOutcome::Active(found("svc", &[10, 11])))],
+        )];
+        let links = [link("deploy", 11), link("deploy", 10)];
+        let plan = plan(&accounts, &links, &current(&[]), LAX);
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.changes[0].reason, "CORP\\svc is in CORP\\g11");
     }
 
     #[test]
