@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::open_store;
 use crate::config::{BindMethod, Config, Transport};
-use crate::directory::{Directory, DirectoryError, LoginQuery};
+use crate::directory::{Directory, DirectoryError, GroupScope, LoginQuery};
 use crate::exit::{FAILURE, SUCCESS};
 use crate::model::LoginOutcome;
 
@@ -78,7 +78,7 @@ pub async fn run(config: &Config) -> anyhow::Result<u8> {
         return Ok(SUCCESS);
     };
     let outcome = directory
-        .resolve_logins(std::slice::from_ref(&query))
+        .resolve_logins(std::slice::from_ref(&query), &GroupScope::all())
         .await
         .context("reading a linked account")?;
     directory.close().await;

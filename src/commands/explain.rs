@@ -5,7 +5,7 @@ use anyhow::bail;
 
 use super::{connect, open_store, output};
 use crate::config::Config;
-use crate::directory::LoginQuery;
+use crate::directory::{GroupScope, LoginQuery};
 use crate::exit::SUCCESS;
 use crate::model::{AccountName, LoginOutcome, ObjectId, TeamName};
 use crate::sync::explain::{self, LoginView, TeamView};
@@ -57,7 +57,9 @@ pub async fn run(
                 pinned: login.pinned.clone(),
             })
             .collect();
-        let outcomes = directory.resolve_logins(&queries).await?;
+        let outcomes = directory
+            .resolve_logins(&queries, &GroupScope::only(&targets))
+            .await?;
         for (login, outcome) in logins.iter().zip(outcomes) {
             let chains = match &outcome {
                 LoginOutcome::Active(found) => directory.group_chains(found, &targets).await?,

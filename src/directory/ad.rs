@@ -1,13 +1,13 @@
 //! Active Directory: the domain behind `base_dn`, the account behind each
 //! login, its groups as Windows sees them (tokenGroups), and groups by name.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use ldap3::{Scope, SearchEntry};
 
 use super::chain;
 use super::connection::{BaseRead, Connection};
-use super::{DirectoryError, ad_dump, entry, filter};
+use super::{DirectoryError, GroupScope, ad_dump, entry, filter};
 use crate::config::{AdStrategy, DirectoryConfig};
 use crate::model::{
     DirectoryGroup, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId, Sid,
@@ -75,6 +75,9 @@ pub struct AdDirectory {
     /// configurationNamingContext, where the crossRef objects live.
     configuration: String,
     strategy: AdStrategy,
+    /// Set once the group-dump strategy read every group under the base
+    /// DN in this pass: then whether a linked group exists needs no search.
+    dumped_group_sids: Option<HashSet<Sid>>,
 }
 
 /// The outcome of an enabled account once its tokenGroups read answered.
@@ -82,6 +85,7 @@ fn token_outcome(
     entry: &SearchEntry,
     mut found: FoundAccount,
     token: BaseRead,
+    scope: &GroupScope,
 ) -> Result<LoginOutcome, DirectoryError> {
     let token = match token {
         BaseRead::Found(token) => token,
@@ -107,11 +111,17 @@ fn token_outcome(
             entry.dn
         )));
     }
-    found.groups.extend(groups.into_iter().map(ObjectId::Sid));
+    found.groups.extend(
+        groups
+            .into_iter()
+            .filter(|sid| scope.keeps_sid(sid))
+            .map(ObjectId::Sid),
+    );
     let sid = entry::object_sid(entry)?;
     if let Some(rid) = entry::integer(entry, "primaryGroupID")?
         && let (Some(domain), Ok(rid)) = (sid.domain(), u32::try_from(rid))
         && let Ok(primary) = domain.with_rid(rid)
+        && scope.keeps_sid(&primary)
     {
         found.groups.insert(ObjectId::Sid(primary));
     }
@@ -140,6 +150,7 @@ impl AdDirectory {
                 base_dn: config.base_dn.clone(),
             },
             domain_loaded: false,
+            dumped_group_sids: None,
             configuration,
             strategy: config.ad_strategy,
         })
@@ -198,13 +209,18 @@ impl AdDirectory {
     pub async fn resolve_logins(
         &mut self,
         logins: &[LoginQuery],
+        scope: &GroupScope,
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
         self.domain().await?;
         let strategy = self.strategy.for_logins(logins.len());
         tracing::debug!(?strategy, logins = logins.len(), "resolving logins");
         match strategy {
-            AdStrategy::GroupDump => ad_dump::resolve(&mut self.conn, &self.domain, logins).await,
-            _ => self.resolve_by_token_groups(logins).await,
+            AdStrategy::GroupDump => {
+                let resolved = ad_dump::resolve(&self.conn, &self.domain, logins, scope).await?;
+                self.dumped_group_sids = Some(resolved.group_sids);
+                Ok(resolved.outcomes)
+            }
+            _ => self.resolve_by_token_groups(logins, scope).await,
         }
     }
 
@@ -213,6 +229,7 @@ impl AdDirectory {
     async fn resolve_by_token_groups(
         &mut self,
         logins: &[LoginQuery],
+        scope: &GroupScope,
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
         let pinned: Vec<&Sid> = logins
             .iter()
@@ -259,7 +276,7 @@ impl AdDirectory {
             .read_many(&dns, &["tokenGroups"], TOKEN_READS_IN_FLIGHT)
             .await?;
         for ((slot, entry, found), token) in waiting.into_iter().zip(tokens) {
-            outcomes[slot] = token_outcome(&entry, found, token)?;
+            outcomes[slot] = token_outcome(&entry, found, token, scope)?;
         }
         Ok(outcomes)
     }
@@ -387,6 +404,14 @@ impl AdDirectory {
         &mut self,
         ids: &[ObjectId],
     ) -> Result<BTreeSet<ObjectId>, DirectoryError> {
+        if let Some(dumped) = &self.dumped_group_sids {
+            // This pass already read every group under the base DN.
+            return Ok(ids
+                .iter()
+                .filter(|id| id.as_sid().is_some_and(|sid| dumped.contains(sid)))
+                .cloned()
+                .collect());
+        }
         let sids: Vec<&Sid> = ids.iter().filter_map(ObjectId::as_sid).collect();
         let mut present = BTreeSet::new();
         for chunk in sids.chunks(GROUPS_PER_SEARCH) {

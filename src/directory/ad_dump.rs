@@ -7,14 +7,14 @@
 //! same as tokenGroups': transitive security groups only, the primary group
 //! included, distribution groups neither counted nor passed through.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ldap3::{Scope, SearchEntry};
 
 use super::ad::{ACCOUNT_ATTRS, AdDomain, GROUP_TYPE_SECURITY, LoginQuery, UAC_ACCOUNT_DISABLE};
 use super::connection::Connection;
 use super::entry::normalise_dn;
-use super::{DirectoryError, entry};
+use super::{DirectoryError, GroupScope, entry};
 use crate::model::{FoundAccount, Identity, LoginOutcome, ObjectId, Sid};
 
 const GROUP_ATTRS: &[&str] = &["objectSid", "groupType", "member"];
@@ -99,18 +99,31 @@ impl Token {
     }
 }
 
+/// What the dumps said: an outcome per login, in order, and the SID of
+/// every group under the base DN (security or not), which answers "is this
+/// linked group still there?" without another search.
+pub struct Resolved {
+    pub outcomes: Vec<LoginOutcome>,
+    pub group_sids: HashSet<Sid>,
+}
+
 /// Resolves every login from the two dumps.
 pub async fn resolve(
-    conn: &mut Connection,
+    conn: &Connection,
     domain: &AdDomain,
     logins: &[LoginQuery],
-) -> Result<Vec<LoginOutcome>, DirectoryError> {
+    scope: &GroupScope,
+) -> Result<Resolved, DirectoryError> {
     let base = domain.base_dn.clone();
-    let mut accounts = Vec::new();
-    for entry in conn
-        .search(&base, Scope::Subtree, "(objectClass=user)", ACCOUNT_ATTRS)
-        .await?
-    {
+    // Both dumps at once on the one connection: while the DC works on one
+    // page, teamsync decodes the other's, instead of each side waiting for
+    // the other in turn.
+    let (account_entries, groups) = tokio::try_join!(
+        conn.search(&base, Scope::Subtree, "(objectClass=user)", ACCOUNT_ATTRS),
+        read_groups(conn, &base),
+    )?;
+    let mut accounts = Vec::with_capacity(account_entries.len());
+    for entry in account_entries {
         let sid = entry::object_sid(&entry)?;
         accounts.push(Account { entry, sid });
     }
@@ -127,25 +140,12 @@ pub async fn resolve(
         }
     }
 
-    let mut groups = Vec::new();
-    for group in conn
-        .search(&base, Scope::Subtree, "(objectClass=group)", GROUP_ATTRS)
-        .await?
-    {
-        let members = conn.all_values(&group, "member").await?;
-        groups.push(DumpGroup {
-            dn: group.dn.clone(),
-            sid: entry::object_sid(&group)?,
-            is_security: entry::integer(&group, "groupType")?.unwrap_or(0) & GROUP_TYPE_SECURITY
-                != 0,
-            members,
-        });
-    }
     tracing::debug!(
         accounts = accounts.len(),
         groups = groups.len(),
         "read the accounts and groups"
     );
+    let group_sids = groups.iter().map(|group| group.sid.clone()).collect();
     let token = Token::new(groups);
 
     let mut outcomes = Vec::with_capacity(logins.len());
@@ -224,15 +224,39 @@ pub async fn resolve(
                 continue;
             }
         };
-        outcomes.push(outcome(account, domain, &token)?);
+        outcomes.push(outcome(account, domain, &token, scope)?);
     }
-    Ok(outcomes)
+    Ok(Resolved {
+        outcomes,
+        group_sids,
+    })
+}
+
+/// Every group under `base` with all its members (the remaining ranges
+/// read where the DC ranged `member`).
+async fn read_groups(conn: &Connection, base: &str) -> Result<Vec<DumpGroup>, DirectoryError> {
+    let mut groups = Vec::new();
+    for group in conn
+        .search(base, Scope::Subtree, "(objectClass=group)", GROUP_ATTRS)
+        .await?
+    {
+        let members = conn.all_values(&group, "member").await?;
+        groups.push(DumpGroup {
+            dn: group.dn.clone(),
+            sid: entry::object_sid(&group)?,
+            is_security: entry::integer(&group, "groupType")?.unwrap_or(0) & GROUP_TYPE_SECURITY
+                != 0,
+            members,
+        });
+    }
+    Ok(groups)
 }
 
 fn outcome(
     account: &Account,
     domain: &AdDomain,
     token: &Token,
+    scope: &GroupScope,
 ) -> Result<LoginOutcome, DirectoryError> {
     let entry = &account.entry;
     let sam = entry::text(entry, "sAMAccountName").unwrap_or_else(|| account.sid.to_string());
@@ -264,6 +288,7 @@ fn outcome(
     found.groups = token
         .expand(&entry.dn, Some(&primary))
         .into_iter()
+        .filter(|sid| scope.keeps_sid(sid))
         .map(ObjectId::Sid)
         .collect();
     Ok(LoginOutcome::Active(found))

@@ -6,6 +6,7 @@
 //! because "could not read" must never look like "is empty".
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ldap3::controls::{Control, ControlType, PagedResults};
@@ -38,13 +39,31 @@ pub struct Connection {
     url: String,
     operation_timeout: Duration,
     page_size: i32,
-    /// LDAP requests sent on this connection (bind and searches included).
-    requests: u64,
+    /// LDAP requests sent on this connection and its siblings (bind and
+    /// searches included). Shared and atomic: several searches may run at
+    /// once, on this connection or on one opened with [`Connection::open_another`].
+    requests: Arc<AtomicU64>,
+    /// What it was opened with, to open another one like it.
+    config: DirectoryConfig,
 }
 
 impl Connection {
     /// Connects (with TLS unless plaintext was explicitly chosen) and binds.
     pub async fn open(config: &DirectoryConfig) -> Result<Connection, DirectoryError> {
+        Self::open_counting(config, Arc::new(AtomicU64::new(0))).await
+    }
+
+    /// A second connection to the same server, bound the same way, whose
+    /// requests count with this one's. For servers that keep one paged
+    /// search per connection (OpenLDAP) when two should run at once.
+    pub async fn open_another(&self) -> Result<Connection, DirectoryError> {
+        Self::open_counting(&self.config, Arc::clone(&self.requests)).await
+    }
+
+    async fn open_counting(
+        config: &DirectoryConfig,
+        requests: Arc<AtomicU64>,
+    ) -> Result<Connection, DirectoryError> {
         let settings = tls_settings(config)?;
         let url = config.url.clone();
         let connecting = LdapConnAsync::with_settings(settings, &url);
@@ -70,7 +89,8 @@ impl Connection {
             url,
             operation_timeout: config.operation_timeout,
             page_size: i32::try_from(config.page_size).unwrap_or(i32::MAX),
-            requests: 0,
+            requests,
+            config: config.clone(),
         };
         connection.bind(config).await?;
         Ok(connection)
@@ -81,7 +101,7 @@ impl Connection {
             BindMethod::Simple(source) => {
                 let password = source.read_checked(config.bind.allow_readable_password_file)?;
                 let dn = &config.bind.dn;
-                self.requests += 1;
+                self.count_request();
                 let result = self
                     .timed(
                         "binding",
@@ -92,7 +112,7 @@ impl Connection {
             }
             BindMethod::Gssapi(kerberos) => {
                 // One SASL round trip or more; counted as the bind.
-                self.requests += 1;
+                self.count_request();
                 let result = self
                     .timed(
                         "binding with Kerberos (GSSAPI)",
@@ -133,12 +153,16 @@ impl Connection {
     }
 
     pub fn requests(&self) -> u64 {
-        self.requests
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads one entry by DN.
-    pub async fn read(&mut self, dn: &str, attrs: &[&str]) -> Result<BaseRead, DirectoryError> {
-        self.requests += 1;
+    pub async fn read(&self, dn: &str, attrs: &[&str]) -> Result<BaseRead, DirectoryError> {
+        self.count_request();
         let during = format!("reading {dn}");
         let mut ldap = self.ldap.clone();
         let result = self
@@ -154,7 +178,7 @@ impl Connection {
     /// on this connection; the answers come back in the order asked. Any
     /// failure fails the whole read.
     pub async fn read_many(
-        &mut self,
+        &self,
         dns: &[String],
         attrs: &[&str],
         concurrency: usize,
@@ -175,7 +199,7 @@ impl Connection {
                     let answer = tokio::time::timeout(timeout, read).await;
                     (index, dn, answer)
                 });
-                self.requests += 1;
+                self.count_request();
                 next += 1;
             }
             let Some(joined) = in_flight.join_next().await else {
@@ -207,7 +231,7 @@ impl Connection {
     /// the remaining ranges when the server answered with a range (AD's
     /// MaxValRange). A range that cannot be read fails the whole read.
     pub async fn all_values(
-        &mut self,
+        &self,
         found: &SearchEntry,
         name: &str,
     ) -> Result<Vec<String>, DirectoryError> {
@@ -246,7 +270,7 @@ impl Connection {
     }
 
     /// Reads the rootDSE, which needs no paging and exists on every server.
-    pub async fn root_dse(&mut self, attrs: &[&str]) -> Result<SearchEntry, DirectoryError> {
+    pub async fn root_dse(&self, attrs: &[&str]) -> Result<SearchEntry, DirectoryError> {
         match self.read("", attrs).await? {
             BaseRead::Found(entry) => Ok(entry),
             BaseRead::Missing | BaseRead::Denied(_) => Err(DirectoryError::Result {
@@ -260,7 +284,7 @@ impl Connection {
     /// A subtree or one-level search with the paged-results control, every
     /// page checked. Continuation references are not entries and are dropped.
     pub async fn search(
-        &mut self,
+        &self,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -276,7 +300,7 @@ impl Connection {
     /// arrives instead of keeping them all: memory stays at one page plus
     /// what `each` keeps. On an error, what `each` saw must be thrown away.
     pub async fn search_each(
-        &mut self,
+        &self,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -286,7 +310,7 @@ impl Connection {
         let mut cookie = Vec::new();
         let during = format!("searching {base} for {}", shorten(filter));
         loop {
-            self.requests += 1;
+            self.count_request();
             let mut ldap = self.ldap.clone();
             ldap.with_controls(PagedResults {
                 size: self.page_size,
@@ -324,8 +348,8 @@ impl Connection {
 
     /// The identity the server sees us as (RFC 4532 "Who am I?"), when the
     /// server answers that question (Samba does not).
-    pub async fn who_am_i(&mut self) -> Result<Option<String>, DirectoryError> {
-        self.requests += 1;
+    pub async fn who_am_i(&self) -> Result<Option<String>, DirectoryError> {
+        self.count_request();
         let mut ldap = self.ldap.clone();
         let ldap3::result::ExopResult(exop, outcome) = self
             .timed(

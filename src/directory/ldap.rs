@@ -13,7 +13,7 @@ use super::ad::{GroupLookup, LoginQuery};
 use super::chain;
 use super::connection::{BaseRead, Connection};
 use super::entry::normalise_dn;
-use super::{DirectoryError, entry, filter};
+use super::{DirectoryError, GroupScope, entry, filter};
 use crate::config::LdapSettings;
 use crate::model::{
     DirectoryGroup, EntryUuid, FoundAccount, GroupChain, GroupRef, Identity, LoginOutcome, ObjectId,
@@ -63,30 +63,44 @@ struct GroupIndex {
     containing: HashMap<String, Vec<usize>>,
     /// Lower-cased memberUid -> groups listing it.
     containing_uid: HashMap<String, Vec<usize>>,
+    /// Group index -> the groups listing it as a member.
+    parents: Vec<Vec<usize>>,
 }
 
 impl GroupIndex {
-    fn new(groups: Vec<Group>) -> GroupIndex {
+    /// Moves the member lists into the index: each member DN is kept once,
+    /// as a key, not once per group listing it as well.
+    fn new(mut groups: Vec<Group>) -> GroupIndex {
         let mut by_dn = HashMap::new();
         let mut containing: HashMap<String, Vec<usize>> = HashMap::new();
         let mut containing_uid: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, group) in groups.iter().enumerate() {
+        for (index, group) in groups.iter_mut().enumerate() {
             by_dn.insert(normalise_dn(&group.dn), index);
-            for member in &group.members {
-                containing.entry(member.clone()).or_default().push(index);
+            for member in std::mem::take(&mut group.members) {
+                containing.entry(member).or_default().push(index);
             }
-            for uid in &group.member_uids {
+            for uid in std::mem::take(&mut group.member_uids) {
                 containing_uid
                     .entry(uid.to_lowercase())
                     .or_default()
                     .push(index);
             }
         }
+        let parents = groups
+            .iter()
+            .map(|group| {
+                containing
+                    .get(&normalise_dn(&group.dn))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
         GroupIndex {
             groups,
             by_dn,
             containing,
             containing_uid,
+            parents,
         }
     }
 
@@ -114,10 +128,12 @@ impl GroupIndex {
             if !seen.insert(index) {
                 continue;
             }
-            let dn = normalise_dn(&self.groups[index].dn);
-            if let Some(parents) = self.containing.get(&dn) {
-                queue.extend(parents.iter().copied().filter(|p| !seen.contains(p)));
-            }
+            queue.extend(
+                self.parents[index]
+                    .iter()
+                    .copied()
+                    .filter(|p| !seen.contains(p)),
+            );
         }
         seen
     }
@@ -140,6 +156,76 @@ fn uuid_of(entry: &SearchEntry) -> Result<EntryUuid, DirectoryError> {
         dn: entry.dn.clone(),
         attribute: "entryUUID".into(),
         problem: format!("`{text}` is not a UUID"),
+    })
+}
+
+/// Reads every group under the group base with one paged search.
+async fn read_group_index(
+    conn: &Connection,
+    settings: &LdapSettings,
+) -> Result<GroupIndex, DirectoryError> {
+    let mut attrs = vec!["entryUUID", "cn", "member", "uniqueMember"];
+    if settings.posix_groups {
+        attrs.push("memberUid");
+    }
+    // Each page is turned into groups as it arrives, so the raw entries
+    // of all the groups are never held at once.
+    let mut groups = Vec::new();
+    let mut malformed = None;
+    conn.search_each(
+        &settings.group_base,
+        Scope::Subtree,
+        &settings.group_filter,
+        &attrs,
+        |entry| match group_of(&entry, settings.posix_groups) {
+            Ok(group) => groups.push(group),
+            Err(err) => {
+                malformed.get_or_insert(err);
+            }
+        },
+    )
+    .await?;
+    if let Some(err) = malformed {
+        return Err(err);
+    }
+    tracing::debug!(groups = groups.len(), "read the groups");
+    Ok(GroupIndex::new(groups))
+}
+
+/// The entryUUIDs of every account under the user base that the disabled
+/// filter matches.
+async fn disabled_accounts(
+    conn: &Connection,
+    settings: &LdapSettings,
+) -> Result<HashSet<EntryUuid>, DirectoryError> {
+    let query = format!("(&{}{})", settings.user_filter, settings.disabled_filter);
+    conn.search(&settings.user_base, Scope::Subtree, &query, &["entryUUID"])
+        .await?
+        .iter()
+        .map(uuid_of)
+        .collect()
+}
+
+fn group_of(entry: &SearchEntry, posix_groups: bool) -> Result<Group, DirectoryError> {
+    let mut members: Vec<String> = entry::text_values(entry, "member")
+        .iter()
+        .map(|dn| normalise_dn(dn))
+        .collect();
+    members.extend(
+        entry::text_values(entry, "uniqueMember")
+            .iter()
+            .map(|value| normalise_dn(unique_member_dn(value))),
+    );
+    Ok(Group {
+        id: ObjectId::Uuid(uuid_of(entry)?),
+        dn: entry.dn.clone(),
+        label: entry::text(entry, "cn").unwrap_or_else(|| entry.dn.clone()),
+        members,
+        member_uids: if posix_groups {
+            entry::texts(entry, "memberUid")
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -182,44 +268,10 @@ impl LdapDirectory {
         attrs
     }
 
-    /// Reads every group with one paged search.
+    /// The group index, read with one paged search the first time.
     async fn index(&mut self) -> Result<&GroupIndex, DirectoryError> {
         if self.index.is_none() {
-            let mut attrs = vec!["entryUUID", "cn", "member", "uniqueMember"];
-            if self.settings.posix_groups {
-                attrs.push("memberUid");
-            }
-            let base = self.settings.group_base.clone();
-            let filter = self.settings.group_filter.clone();
-            let entries = self
-                .conn
-                .search(&base, Scope::Subtree, &filter, &attrs)
-                .await?;
-            let mut groups = Vec::with_capacity(entries.len());
-            for entry in &entries {
-                let mut members: Vec<String> = entry::texts(entry, "member")
-                    .iter()
-                    .map(|dn| normalise_dn(dn))
-                    .collect();
-                members.extend(
-                    entry::texts(entry, "uniqueMember")
-                        .iter()
-                        .map(|value| normalise_dn(unique_member_dn(value))),
-                );
-                groups.push(Group {
-                    id: ObjectId::Uuid(uuid_of(entry)?),
-                    dn: entry.dn.clone(),
-                    label: entry::text(entry, "cn").unwrap_or_else(|| entry.dn.clone()),
-                    members,
-                    member_uids: if self.settings.posix_groups {
-                        entry::texts(entry, "memberUid")
-                    } else {
-                        Vec::new()
-                    },
-                });
-            }
-            tracing::debug!(groups = groups.len(), "read the groups");
-            self.index = Some(GroupIndex::new(groups));
+            self.index = Some(read_group_index(&self.conn, &self.settings).await?);
         }
         // Just filled above when it was empty.
         self.index
@@ -237,9 +289,28 @@ impl LdapDirectory {
     pub async fn resolve_logins(
         &mut self,
         logins: &[LoginQuery],
+        scope: &GroupScope,
     ) -> Result<Vec<LoginOutcome>, DirectoryError> {
         let (found, disabled) = if logins.len() >= DUMP_FROM_LOGINS {
-            self.find_in_dump(logins).await?
+            // The accounts stream past on this connection while a second
+            // one reads the groups and the disabled accounts: slapd keeps
+            // one paged search per connection (a second one invalidates the
+            // first's cookie), and answers two connections at once.
+            let other = self.conn.open_another().await?;
+            let cached = self.index.take();
+            let settings = &self.settings;
+            let read = tokio::try_join!(self.find_in_dump(logins), async {
+                let index = match cached {
+                    Some(index) => index,
+                    None => read_group_index(&other, settings).await?,
+                };
+                let disabled = disabled_accounts(&other, settings).await?;
+                Ok::<_, DirectoryError>((index, disabled))
+            });
+            other.close().await;
+            let (found, (index, disabled)) = read?;
+            self.index = Some(index);
+            (found, disabled)
         } else {
             self.find_one_by_one(logins).await?
         };
@@ -287,7 +358,9 @@ impl LdapDirectory {
             account.groups = index
                 .closure(direct)
                 .into_iter()
-                .map(|i| index.groups[i].id.clone())
+                .map(|i| &index.groups[i].id)
+                .filter(|id| scope.keeps(id))
+                .cloned()
                 .collect();
             outcomes.push(LoginOutcome::Active(account));
         }
@@ -336,12 +409,12 @@ impl LdapDirectory {
         Ok((found, disabled))
     }
 
-    /// Finds every login's entry in one paged search of all accounts, and
-    /// the disabled ones in one more: pages, not requests per login.
+    /// Finds every login's entry in one paged search of all accounts:
+    /// pages, not requests per login.
     async fn find_in_dump(
-        &mut self,
+        &self,
         logins: &[LoginQuery],
-    ) -> Result<(Vec<Result<SearchEntry, LoginOutcome>>, HashSet<EntryUuid>), DirectoryError> {
+    ) -> Result<Vec<Result<SearchEntry, LoginOutcome>>, DirectoryError> {
         let attrs: Vec<String> = self.account_attrs().iter().map(|a| a.to_string()).collect();
         let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
         let base = self.settings.user_base.clone();
@@ -377,11 +450,14 @@ impl LdapDirectory {
                         return;
                     }
                 };
+                // Most of a large directory is not wanted: ask cheap
+                // questions first, and only those some login needs.
                 let wanted = wanted_uuids.contains(&uuid)
-                    || wanted_dns.contains(&normalise_dn(&account.dn))
-                    || entry::texts(&account, &login_attribute)
-                        .iter()
-                        .any(|value| wanted_logins.contains(&value.to_lowercase()));
+                    || (!wanted_logins.is_empty()
+                        && entry::text_values(&account, &login_attribute)
+                            .iter()
+                            .any(|value| wanted_logins.contains(&value.to_lowercase())))
+                    || (!wanted_dns.is_empty() && wanted_dns.contains(&normalise_dn(&account.dn)));
                 if wanted {
                     accounts.push(account);
                 }
@@ -389,15 +465,6 @@ impl LdapDirectory {
             .await?;
         if let Some(err) = malformed {
             return Err(err);
-        }
-        let disabled_query = format!("(&{user_filter}{})", self.settings.disabled_filter);
-        let mut disabled = HashSet::new();
-        for entry in self
-            .conn
-            .search(&base, Scope::Subtree, &disabled_query, &["entryUUID"])
-            .await?
-        {
-            disabled.insert(uuid_of(&entry)?);
         }
         let mut by_uuid: HashMap<EntryUuid, usize> = HashMap::new();
         let mut by_login: HashMap<String, Vec<usize>> = HashMap::new();
@@ -443,7 +510,7 @@ impl LdapDirectory {
                 matches.into_iter().map(|i| accounts[i].clone()).collect(),
             ));
         }
-        Ok((found, disabled))
+        Ok(found)
     }
 
     fn not_an_ldap_login(&self, identity: &Identity) -> LoginOutcome {
@@ -457,7 +524,7 @@ impl LdapDirectory {
     /// Accounts by entryUUID, in batches; with `extra`, only those that
     /// also match it (the disabled filter).
     async fn accounts_by_uuid(
-        &mut self,
+        &self,
         uuids: &[&EntryUuid],
         extra: Option<&str>,
     ) -> Result<HashMap<EntryUuid, SearchEntry>, DirectoryError> {
@@ -490,7 +557,7 @@ impl LdapDirectory {
     }
 
     async fn account_by_identity(
-        &mut self,
+        &self,
         identity: &Identity,
     ) -> Result<Result<SearchEntry, LoginOutcome>, DirectoryError> {
         let attrs: Vec<String> = self.account_attrs().iter().map(|a| a.to_string()).collect();

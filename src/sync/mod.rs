@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::directory::{Directory, DirectoryError, LoginQuery, Watermark};
+use crate::directory::{Directory, DirectoryError, GroupScope, LoginQuery, Watermark};
 use crate::exit::RemovalsRefused;
 use crate::model::{AccountInput, LoginOutcome, ObjectId, ResolvedLogin, TeamName};
 use crate::store::{
@@ -107,6 +107,8 @@ pub async fn run_pass(
         policy,
         &held_teams,
     );
+    // What the directory said is all in the plan now.
+    drop(inputs);
     let mut report = PassReport::new(&plan, options.dry_run, ldap_requests);
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -114,6 +116,7 @@ pub async fn run_pass(
     );
 
     if options.dry_run {
+        report.changes = plan.changes;
         report.finish(clock.elapsed());
         return Ok(report);
     }
@@ -169,6 +172,7 @@ pub async fn run_pass(
         ldap_requests,
         "pass finished"
     );
+    report.changes = plan.changes;
     Ok(report)
 }
 
@@ -279,7 +283,10 @@ async fn read_directory(
             pinned: login.pinned.clone(),
         })
         .collect();
-    let outcomes = directory.resolve_logins(&queries).await?;
+    // Only the linked groups matter to a pass.
+    let outcomes = directory
+        .resolve_logins(&queries, &GroupScope::only(linked))
+        .await?;
     let present = directory.groups_present(linked).await?;
     let requests = directory.requests();
     directory.close().await;
