@@ -2,8 +2,14 @@
 
 use serde::Serialize;
 
+/// Writes `value` to stdout as it is serialised, not built as one string
+/// first (a full pass's report can list tens of thousands of changes).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

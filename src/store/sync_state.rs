@@ -132,30 +132,90 @@ impl SyncSnapshot {
     /// logins and their pins, team links, directory memberships. Equal
     /// digests mean the store gives a pass nothing new to do.
     pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        for (account, logins) in &self.accounts {
-            hash.update(format!("a\0{account}\0"));
+        let mut print = Fingerprint::default();
+        print.accounts_and_links(self);
+        for (account, team) in &self.current {
+            print.membership(account.as_str(), team.as_str());
+        }
+        print.finish()
+    }
+}
+
+/// The digest behind [`SyncSnapshot::fingerprint`], fed piece by piece so
+/// that the memberships can also be streamed from the store
+/// ([`store_fingerprint`]). Fields are fed one by one, each ended by a
+/// NUL, rather than formatted into a string per row first.
+#[derive(Default)]
+struct Fingerprint(sha2::Sha256);
+
+impl Fingerprint {
+    fn field(&mut self, text: &str) {
+        use sha2::Digest;
+        self.0.update(text.as_bytes());
+        self.0.update(b"\0");
+    }
+
+    fn accounts_and_links(&mut self, snapshot: &SyncSnapshot) {
+        for (account, logins) in &snapshot.accounts {
+            self.field("a");
+            self.field(account.as_str());
             for login in logins {
                 let pinned = login
                     .pinned
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                hash.update(format!(
-                    "l\0{}\0{}\0{pinned}\0",
-                    login.login_id, login.identity
-                ));
+                self.field("l");
+                self.field(&login.login_id.to_string());
+                self.field(&login.identity.to_string());
+                self.field(&pinned);
             }
         }
-        for link in &self.links {
-            hash.update(format!("g\0{}\0{}\0", link.team, link.group));
+        for link in &snapshot.links {
+            self.field("g");
+            self.field(link.team.as_str());
+            self.field(&link.group.to_string());
         }
-        for (account, team) in &self.current {
-            hash.update(format!("m\0{account}\0{team}\0"));
-        }
-        hex::encode(hash.finalize())
     }
+
+    /// Memberships must come in `SyncSnapshot::current`'s order: by
+    /// account, then team, comparing bytes.
+    fn membership(&mut self, account: &str, team: &str) {
+        self.field("m");
+        self.field(account);
+        self.field(team);
+    }
+
+    fn finish(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// [`SyncSnapshot::fingerprint`] of the store as it is, without holding its
+/// directory memberships in memory: after a first full pass there can be
+/// tens of thousands.
+fn store_fingerprint(conn: &rusqlite::Connection) -> Result<String> {
+    let mut print = Fingerprint::default();
+    print.accounts_and_links(&read_snapshot_parts(conn, false)?);
+    let failed = StoreError::sql("reading memberships");
+    // BINARY: the names are NOCASE columns, and the snapshot's BTreeSet
+    // orders by bytes.
+    let mut stmt = conn
+        .prepare(
+            "SELECT a.name, t.name FROM memberships m
+             JOIN accounts a ON a.id = m.account_id JOIN teams t ON t.id = m.team_id
+             WHERE m.source = 'directory'
+             ORDER BY a.name COLLATE BINARY, t.name COLLATE BINARY",
+        )
+        .map_err(failed)?;
+    let mut rows = stmt.query([]).map_err(failed)?;
+    while let Some(row) = rows.next().map_err(failed)? {
+        let account = row.get_ref(0).and_then(|v| v.as_str().map_err(Into::into));
+        let team = row.get_ref(1).and_then(|v| v.as_str().map_err(Into::into));
+        print.membership(account.map_err(failed)?, team.map_err(failed)?);
+    }
+    Ok(print.finish())
 }
 
 impl Store {
@@ -182,6 +242,14 @@ impl Store {
 }
 
 fn read_snapshot(conn: &rusqlite::Connection) -> Result<SyncSnapshot> {
+    read_snapshot_parts(conn, true)
+}
+
+/// The snapshot, with or without the directory memberships.
+fn read_snapshot_parts(
+    conn: &rusqlite::Connection,
+    with_memberships: bool,
+) -> Result<SyncSnapshot> {
     let mut snapshot = SyncSnapshot::default();
     {
         let mut stmt = conn
@@ -255,6 +323,9 @@ fn read_snapshot(conn: &rusqlite::Connection) -> Result<SyncSnapshot> {
                 label,
             });
         }
+        if !with_memberships {
+            return Ok(snapshot);
+        }
 
         let mut stmt = conn
             .prepare(
@@ -321,7 +392,7 @@ impl Store {
             }
             MarkUpdate::Set(mark) => {
                 // The fingerprint of the store as this transaction leaves it.
-                let fingerprint = read_snapshot(&tx)?.fingerprint();
+                let fingerprint = store_fingerprint(&tx)?;
                 tx.execute(
                     "INSERT OR REPLACE INTO directory_state
                      (id, source, position, store_fingerprint, full_pass_at)
@@ -702,5 +773,45 @@ mod tests {
             })
             .unwrap();
         assert_eq!(store.directory_state().unwrap(), None);
+    }
+
+    #[test]
+    fn the_streamed_fingerprint_orders_memberships_as_the_snapshot_does() {
+        // NOCASE puts amy before Zed, byte order Zed before amy: the stored
+        // fingerprint must still match the snapshot's, or every pass after
+        // this one would be a full pass.
+        let (_dir, mut store) = temp_store();
+        for account in ["Zed", "amy", "bob"] {
+            store
+                .create_account(&AccountName::new(account).unwrap(), None)
+                .unwrap();
+        }
+        for team in ["Ops", "deploy"] {
+            store.create_team(&TeamName::new(team).unwrap()).unwrap();
+        }
+        let mut changes = Vec::new();
+        for account in ["Zed", "amy", "bob"] {
+            for team in ["Ops", "deploy"] {
+                changes.push(change(account, team, Action::Add));
+            }
+        }
+        store
+            .apply_pass(&PassWrite {
+                record: &record(RunOutcome::Success),
+                changes: &changes,
+                pins: &[],
+                mark: MarkUpdate::Set(DirectoryMark {
+                    source: "ldap:x".into(),
+                    position: "1".into(),
+                }),
+                link_marks: &[],
+            })
+            .unwrap();
+        let snapshot = store.sync_snapshot().unwrap();
+        assert_eq!(snapshot.current.len(), 6);
+        assert_eq!(
+            store.directory_state().unwrap().unwrap().store_fingerprint,
+            snapshot.fingerprint()
+        );
     }
 }

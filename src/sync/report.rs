@@ -6,14 +6,29 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::plan::Plan;
-use crate::model::Action;
+use crate::model::{Action, Change};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ChangeLine {
-    pub account: String,
-    pub team: String,
-    pub action: &'static str,
-    pub reason: String,
+/// How one change appears in `--json`.
+#[derive(Serialize)]
+struct ChangeLine<'a> {
+    account: &'a str,
+    team: &'a str,
+    action: &'static str,
+    reason: &'a str,
+}
+
+/// The plan's changes are moved into the report, not copied: a first full
+/// pass can make tens of thousands.
+fn serialize_changes<S: serde::Serializer>(
+    changes: &[Change],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(changes.iter().map(|change| ChangeLine {
+        account: change.account.as_str(),
+        team: change.team.as_str(),
+        action: change.action.as_str(),
+        reason: &change.reason,
+    }))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,7 +54,8 @@ pub struct PassReport {
     pub applied: bool,
     pub added: usize,
     pub removed: usize,
-    pub changes: Vec<ChangeLine>,
+    #[serde(serialize_with = "serialize_changes")]
+    pub changes: Vec<Change>,
     /// Logins that could not be read; their accounts were left as they were.
     pub failed_logins: Vec<FailedLogin>,
     /// Set when the removal guard refused the pass: the removals it refused.
@@ -58,16 +74,8 @@ impl PassReport {
             applied: false,
             added: plan.added(),
             removed: plan.removed(),
-            changes: plan
-                .changes
-                .iter()
-                .map(|c| ChangeLine {
-                    account: c.account.to_string(),
-                    team: c.team.to_string(),
-                    action: c.action.as_str(),
-                    reason: c.reason.clone(),
-                })
-                .collect(),
+            // Moved in by the pass once it is done with them.
+            changes: Vec::new(),
             failed_logins: plan
                 .held
                 .iter()
@@ -155,12 +163,12 @@ impl PassReport {
             self.duration_ms
         );
         for change in &self.changes {
-            let sign = if change.action == Action::Add.as_str() {
+            let sign = if change.action == Action::Add {
                 "+"
             } else {
                 "-"
             };
-            let refused = if self.refused_removals.is_some() && change.action == "remove" {
+            let refused = if self.refused_removals.is_some() && change.action == Action::Remove {
                 " [refused]"
             } else {
                 ""
