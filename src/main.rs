@@ -9,6 +9,12 @@ use teamsync::config::{BindMethod, Config, LogFormat};
 use teamsync::{commands, exit, krb5_env};
 use tracing_subscriber::EnvFilter;
 
+/// A pass decodes and frees hundreds of thousands of small values from
+/// the directory; glibc's allocator spent a quarter of the pass's CPU on
+/// them (measured), mimalloc much less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     let config = match Config::load(&cli.config) {
