@@ -613,6 +613,26 @@ mod tests {
         }
     }
 
+    /// A pass that changes memberships only (no pins, no link marks).
+    fn apply(store: &mut Store, outcome: RunOutcome, changes: &[Change], mark: MarkUpdate) {
+        store
+            .apply_pass(&PassWrite {
+                record: &record(outcome),
+                changes,
+                pins: &[],
+                mark,
+                link_marks: &[],
+            })
+            .unwrap();
+    }
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
     fn record(outcome: RunOutcome) -> PassRecord {
         PassRecord {
             started_at: SystemTime::now(),
@@ -633,39 +653,27 @@ mod tests {
         store.create_team(&ops).unwrap();
         store.add_manual_member(&ops, &bot).unwrap();
 
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Success),
-                changes: &[change("bot", "ops", Action::Add)],
-                pins: &[],
-                mark: MarkUpdate::Keep,
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(
+            &mut store,
+            RunOutcome::Success,
+            &[change("bot", "ops", Action::Add)],
+            MarkUpdate::Keep,
+        );
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.current.len(), 1);
         assert_eq!(store.team_members(&ops).unwrap().len(), 2);
 
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Success),
-                changes: &[change("bot", "ops", Action::Remove)],
-                pins: &[],
-                mark: MarkUpdate::Keep,
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(
+            &mut store,
+            RunOutcome::Success,
+            &[change("bot", "ops", Action::Remove)],
+            MarkUpdate::Keep,
+        );
         let members = store.team_members(&ops).unwrap();
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].source, "manual");
-        let runs: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM sync_runs", [], |r| r.get(0))
-            .unwrap();
-        let changes: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM sync_changes", [], |r| r.get(0))
-            .unwrap();
+        let runs = count(&store, "sync_runs");
+        let changes = count(&store, "sync_changes");
         assert_eq!((runs, changes), (2, 2));
     }
 
@@ -677,26 +685,20 @@ mod tests {
         store.create_account(&bot, None).unwrap();
         store.create_team(&ops).unwrap();
 
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Success),
-                changes: &[
-                    change("gone", "ops", Action::Add),
-                    change("bot", "ops", Action::Add),
-                    change("bot", "gone-team", Action::Add),
-                ],
-                pins: &[],
-                mark: MarkUpdate::Keep,
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(
+            &mut store,
+            RunOutcome::Success,
+            &[
+                change("gone", "ops", Action::Add),
+                change("bot", "ops", Action::Add),
+                change("bot", "gone-team", Action::Add),
+            ],
+            MarkUpdate::Keep,
+        );
         let members = store.team_members(&ops).unwrap();
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].source, "directory");
-        let recorded: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM sync_changes", [], |r| r.get(0))
-            .unwrap();
+        let recorded = count(&store, "sync_changes");
         assert_eq!(recorded, 3, "the history keeps what the pass planned");
     }
 
@@ -739,15 +741,12 @@ mod tests {
             source: "ad:0011".into(),
             position: "4242".into(),
         };
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Success),
-                changes: &[change("bot", "ops", Action::Add)],
-                pins: &[],
-                mark: MarkUpdate::Set(mark.clone()),
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(
+            &mut store,
+            RunOutcome::Success,
+            &[change("bot", "ops", Action::Add)],
+            MarkUpdate::Set(mark.clone()),
+        );
         let state = store.directory_state().unwrap().unwrap();
         assert_eq!(state.mark, mark);
         assert_eq!(
@@ -763,15 +762,7 @@ mod tests {
             state.store_fingerprint,
             store.sync_snapshot().unwrap().fingerprint()
         );
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Partial),
-                changes: &[],
-                pins: &[],
-                mark: MarkUpdate::Clear,
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(&mut store, RunOutcome::Partial, &[], MarkUpdate::Clear);
         assert_eq!(store.directory_state().unwrap(), None);
     }
 
@@ -795,18 +786,15 @@ mod tests {
                 changes.push(change(account, team, Action::Add));
             }
         }
-        store
-            .apply_pass(&PassWrite {
-                record: &record(RunOutcome::Success),
-                changes: &changes,
-                pins: &[],
-                mark: MarkUpdate::Set(DirectoryMark {
-                    source: "ldap:x".into(),
-                    position: "1".into(),
-                }),
-                link_marks: &[],
-            })
-            .unwrap();
+        apply(
+            &mut store,
+            RunOutcome::Success,
+            &changes,
+            MarkUpdate::Set(DirectoryMark {
+                source: "ldap:x".into(),
+                position: "1".into(),
+            }),
+        );
         let snapshot = store.sync_snapshot().unwrap();
         assert_eq!(snapshot.current.len(), 6);
         assert_eq!(
