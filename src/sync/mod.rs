@@ -18,7 +18,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::directory::{Directory, DirectoryError, GroupScope, LoginQuery, Watermark};
 use crate::exit::RemovalsRefused;
-use crate::model::{AccountInput, LoginOutcome, ObjectId, ResolvedLogin, TeamName};
+use crate::model::{AccountInput, Change, LoginOutcome, ObjectId, ResolvedLogin, TeamName};
 use crate::store::{
     Attempt, DirectoryMark, LinkMark, LoginPin, MarkUpdate, PassRecord, PassState, PassWrite,
     RunOutcome, Store, SyncSnapshot,
@@ -153,15 +153,7 @@ pub async fn run_pass(
             "wrote the pass"
         );
         report.applied = true;
-        for change in &plan.changes {
-            tracing::info!(
-                account = %change.account,
-                team = %change.team,
-                action = %change.action,
-                reason = %change.reason,
-                "membership changed"
-            );
-        }
+        log_changes(&plan.changes);
     }
     report.finish(clock.elapsed());
     tracing::info!(
@@ -174,6 +166,32 @@ pub async fn run_pass(
     );
     report.changes = plan.changes;
     Ok(report)
+}
+
+/// Log lines of their own for at most this many changes of one pass.
+const CHANGES_LOGGED: usize = 1000;
+
+/// One line per change, up to [`CHANGES_LOGGED`], then one line for the
+/// rest: a first full pass can make tens of thousands of changes, which
+/// journald's rate limit (10,000 messages per 30 s by default) would drop
+/// anyway, along with whatever came after them. Every change is in the
+/// store's history (`sync_changes`) and in the `--json` report.
+fn log_changes(changes: &[Change]) {
+    for change in changes.iter().take(CHANGES_LOGGED) {
+        tracing::info!(
+            account = %change.account,
+            team = %change.team,
+            action = %change.action,
+            reason = %change.reason,
+            "membership changed"
+        );
+    }
+    if let Some(more) = changes.len().checked_sub(CHANGES_LOGGED).filter(|n| *n > 0) {
+        tracing::info!(
+            more,
+            "and {more} more membership changes, not logged one by one; the store's sync_changes table and the --json report list them all"
+        );
+    }
 }
 
 /// `Some(time of the last full pass)` when neither the directory (its
