@@ -538,17 +538,25 @@ fn write_changes(tx: &Transaction<'_>, run_id: i64, changes: &[Change], at: &str
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(StoreError::sql("recording a change"))?;
-    for change in changes {
-        let ids = teams
-            .get(change.team.as_str())
-            .zip(accounts.get(change.account.as_str()));
-        if let Some((team_id, account_id)) = ids {
-            match change.action {
-                Action::Add => add.execute(params![team_id, account_id, change.reason, at]),
-                Action::Remove => remove.execute(params![team_id, account_id]),
-            }
-            .map_err(failed)?;
+    // In the table's key order (team, account): each insert lands next to
+    // the last one instead of anywhere in the B-tree.
+    let mut keyed: Vec<(i64, i64, &Change)> = changes
+        .iter()
+        .filter_map(|change| {
+            let team_id = teams.get(change.team.as_str())?;
+            let account_id = accounts.get(change.account.as_str())?;
+            Some((*team_id, *account_id, change))
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|(team_id, account_id, _)| (*team_id, *account_id));
+    for (team_id, account_id, change) in keyed {
+        match change.action {
+            Action::Add => add.execute(params![team_id, account_id, change.reason, at]),
+            Action::Remove => remove.execute(params![team_id, account_id]),
         }
+        .map_err(failed)?;
+    }
+    for change in changes {
         record
             .execute(params![
                 run_id,
