@@ -1,7 +1,7 @@
 //! Sync-pass benchmark (project issue 5): a command that prints figures, not a timed test.
 //!
 //! ```sh
-//! cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|full]
+//! cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|half|full] [--doubling] [--ad-strategy S]
 //! ```
 //!
 //! For each directory kind (both when neither flag is given) it seeds a
@@ -16,6 +16,10 @@
 //! 2. a full pass into the seeded store (no memberships yet);
 //! 3. a pass right after it, with nothing changed;
 //! 4. a pass after 10 groups' members changed in the directory.
+//!
+//! `--doubling` runs half and then full scale of each kind and prints how
+//! much each row grew; `--ad-strategy` sets `directory.ad_strategy` for the
+//! AD passes (to measure `token_groups` where `auto` would dump).
 //!
 //! `cargo test --all-targets` also runs this binary, without the `--bench`
 //! flag `cargo bench` passes: it then only says how to run it and exits.
@@ -73,7 +77,7 @@ fn main() {
     if !args.iter().any(|arg| arg == "--bench") {
         println!(
             "passes: a benchmark, not a test; run it with \
-             `cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|full]`"
+             `cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|half|full] [--doubling] [--ad-strategy S]`"
         );
         return;
     }
@@ -91,11 +95,20 @@ fn main() {
     let code = code_version();
     let mut reports = Vec::new();
     for kind in options.kinds() {
-        reports.push(bench_kind(kind, &options, &bin, &root, &code));
+        for scale in options.scales() {
+            reports.push(bench_kind(kind, scale, &options, &bin, &root, &code));
+        }
     }
     println!();
     for report in &reports {
         report.print(&options, &date);
+    }
+    if options.doubling {
+        for pair in reports.chunks(2) {
+            if let [half, full] = pair {
+                print_doubling(half, full);
+            }
+        }
     }
 }
 
@@ -110,6 +123,8 @@ enum Kind {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scale {
     Small,
+    /// Half of full: `--doubling` compares it with full.
+    Half,
     Full,
 }
 
@@ -117,6 +132,7 @@ impl Scale {
     fn name(self) -> &'static str {
         match self {
             Scale::Small => "small",
+            Scale::Half => "half",
             Scale::Full => "full",
         }
     }
@@ -127,17 +143,23 @@ struct Options {
     ldap: bool,
     runs: usize,
     scale: Scale,
+    /// Half, then full, of each kind, and how much the doubling cost.
+    doubling: bool,
+    /// `directory.ad_strategy` for the AD passes (teamsync's default,
+    /// `auto`, when not given).
+    ad_strategy: Option<String>,
 }
 
 impl Options {
     fn parse(args: &[String]) -> Options {
-        let usage =
-            "usage: cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|full]";
+        let usage = "usage: cargo bench --bench passes -- [--ad] [--ldap] [--runs N] [--scale small|half|full] [--doubling] [--ad-strategy S]";
         let mut options = Options {
             ad: false,
             ldap: false,
             runs: 5,
             scale: Scale::Full,
+            doubling: false,
+            ad_strategy: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -145,6 +167,15 @@ impl Options {
                 "--bench" => {}
                 "--ad" => options.ad = true,
                 "--ldap" => options.ldap = true,
+                "--doubling" => options.doubling = true,
+                "--ad-strategy" => {
+                    options.ad_strategy = match args.next().map(String::as_str) {
+                        Some(s @ ("auto" | "token_groups" | "group_dump")) => Some(s.to_owned()),
+                        _ => exit_usage(&format!(
+                            "--ad-strategy is auto, token_groups or group_dump\n{usage}"
+                        )),
+                    }
+                }
                 "--runs" => {
                     options.runs = match args.next().map(|n| n.parse::<usize>()) {
                         Some(Ok(n)) if n >= 1 => n,
@@ -154,8 +185,9 @@ impl Options {
                 "--scale" => {
                     options.scale = match args.next().map(String::as_str) {
                         Some("small") => Scale::Small,
+                        Some("half") => Scale::Half,
                         Some("full") => Scale::Full,
-                        _ => exit_usage(&format!("--scale is small or full\n{usage}")),
+                        _ => exit_usage(&format!("--scale is small, half or full\n{usage}")),
                     }
                 }
                 other => exit_usage(&format!("unknown argument {other:?}\n{usage}")),
@@ -175,14 +207,27 @@ impl Options {
         }
     }
 
-    fn command_line(&self, kind: Kind) -> String {
+    /// The scales to run: `--doubling` runs half and full.
+    fn scales(&self) -> Vec<Scale> {
+        if self.doubling {
+            vec![Scale::Half, Scale::Full]
+        } else {
+            vec![self.scale]
+        }
+    }
+
+    fn command_line(&self, kind: Kind, scale: Scale) -> String {
         let flag = match kind {
             Kind::Ad => "--ad",
             Kind::Ldap => "--ldap",
         };
+        let strategy = match (&self.ad_strategy, kind) {
+            (Some(strategy), Kind::Ad) => format!(" --ad-strategy {strategy}"),
+            _ => String::new(),
+        };
         format!(
-            "cargo bench --bench passes -- {flag} --scale {} --runs {}",
-            self.scale.name(),
+            "cargo bench --bench passes -- {flag} --scale {} --runs {}{strategy}",
+            scale.name(),
             self.runs
         )
     }
@@ -381,6 +426,15 @@ impl Sizes {
         };
         match scale {
             Scale::Full => full,
+            Scale::Half => Sizes {
+                users: full.users / 2,
+                groups: full.groups / 2,
+                big_group: full.big_group / 2,
+                accounts: full.accounts / 2,
+                teams: full.teams / 2,
+                distribution: full.distribution / 2,
+                custom_primary: full.custom_primary / 2,
+            },
             Scale::Small => Sizes {
                 users: full.users / 10,
                 groups: full.groups / 10,
@@ -1327,14 +1381,17 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn new<'a>(kind: Kind, bin: &'a Path, cache: &Cache) -> Runner<'a> {
+    fn new<'a>(kind: Kind, bin: &'a Path, cache: &Cache, ad_strategy: Option<&str>) -> Runner<'a> {
         let dir = cache.dir.join("run");
         remove_dir_if_present(&dir);
         fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()));
         let store = dir.join("accounts.db");
         let config = dir.join("config.yaml");
-        fs::write(&config, kind.config_yaml(&cache.server_dir(), &store))
-            .ctx(|| format!("writing {}", config.display()));
+        let mut yaml = kind.config_yaml(&cache.server_dir(), &store);
+        if let (Kind::Ad, Some(strategy)) = (kind, ad_strategy) {
+            yaml += &format!("  ad_strategy: {strategy}\n");
+        }
+        fs::write(&config, yaml).ctx(|| format!("writing {}", config.display()));
         Runner {
             kind,
             bin,
@@ -1475,6 +1532,7 @@ impl Runner<'_> {
 /// What one kind's benchmark found.
 struct Report {
     kind: Kind,
+    scale: Scale,
     provenance: String,
     sizes: Sizes,
     seeding: String,
@@ -1487,9 +1545,16 @@ struct Report {
     commands: Vec<String>,
 }
 
-fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path, code: &str) -> Report {
-    let world = World::generate(kind, options.scale);
-    let cache = Cache::new(root, kind, options.scale);
+fn bench_kind(
+    kind: Kind,
+    scale: Scale,
+    options: &Options,
+    bin: &Path,
+    root: &Path,
+    code: &str,
+) -> Report {
+    let world = World::generate(kind, scale);
+    let cache = Cache::new(root, kind, scale);
     let (record, cached) = match cache.load() {
         Some(record) => (record, true),
         None => (seed(kind, &world, &cache, bin), false),
@@ -1506,7 +1571,7 @@ fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path, code: &str
         if cached { "seeded" } else { "freshly seeded" },
     );
 
-    let runner = Runner::new(kind, bin, &cache);
+    let runner = Runner::new(kind, bin, &cache, options.ad_strategy.as_deref());
     runner.baseline(); // warm-up
     let baseline: Vec<Sample> = (0..options.runs).map(|_| runner.baseline()).collect();
 
@@ -1545,7 +1610,7 @@ fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path, code: &str
         relative(&cache.server_dir())
     );
     let commands = vec![
-        options.command_line(kind),
+        options.command_line(kind, scale),
         "# by hand: the seeded data, the server, one baseline, one full pass".to_owned(),
         format!(
             "rm -rf {} && tar -C {} -xf {}",
@@ -1569,6 +1634,7 @@ fn bench_kind(kind: Kind, options: &Options, bin: &Path, root: &Path, code: &str
     ];
     Report {
         kind,
+        scale,
         provenance,
         sizes: world.sizes,
         seeding,
@@ -1616,7 +1682,7 @@ impl Report {
         println!(
             "## {}, scale {} ({}), {date}",
             self.kind.title(),
-            options.scale.name(),
+            self.scale.name(),
             self.sizes.describe(self.kind)
         );
         println!();
@@ -1624,6 +1690,15 @@ impl Report {
             "Median of {} runs (min-max in brackets), after one untimed warm-up run; {}.",
             options.runs, self.provenance
         );
+        if self.kind == Kind::Ad {
+            println!(
+                "`directory.ad_strategy`: {}.",
+                options
+                    .ad_strategy
+                    .as_deref()
+                    .unwrap_or("auto (the default: group_dump from 200 linked logins on)")
+            );
+        }
         println!();
         println!(
             "| row | wall time | vs baseline | LDAP requests | SQLite write transactions | peak RSS | memberships +/- |"
@@ -1679,6 +1754,48 @@ impl Report {
         println!("```");
         println!();
     }
+}
+
+/// How the medians grew from half the directory to all of it.
+fn print_doubling(half: &Report, full: &Report) {
+    println!(
+        "## Doubling the directory: {}, half -> full",
+        full.kind.title()
+    );
+    println!();
+    println!(
+        "Half: {}. Full: {}. Each cell is the median of the two tables above.",
+        half.sizes.describe(half.kind),
+        full.sizes.describe(full.kind)
+    );
+    println!();
+    println!("| row | half | full | full / half |");
+    println!("|---|---|---|---|");
+    let walls = |report: &Report| -> Vec<Duration> {
+        let mut walls = vec![median(report.baseline.iter().map(|s| s.wall))];
+        walls.extend(
+            report
+                .passes
+                .iter()
+                .map(|runs| median(runs.iter().map(|s| s.sample.wall))),
+        );
+        walls
+    };
+    let titles = [
+        "1. baseline `ldapsearch`".to_owned(),
+        "2. full pass (empty memberships)".to_owned(),
+        "3. pass, nothing changed".to_owned(),
+        format!("4. pass, {} groups changed", full.changed_groups),
+    ];
+    for ((title, h), f) in titles.iter().zip(walls(half)).zip(walls(full)) {
+        println!(
+            "| {title} | {} | {} | {:.2}x |",
+            seconds(h),
+            seconds(f),
+            f.as_secs_f64() / h.as_secs_f64()
+        );
+    }
+    println!();
 }
 
 fn wall_cell(walls: impl Iterator<Item = Duration>) -> String {
