@@ -38,12 +38,13 @@ use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::samba::{self, child_dn, ldif_line, ldif_strings, ldif_values, sid_to_string};
+use common::server_process::ServerProcess;
 use common::slapd;
 
 /// Bump whenever the generator or the seeding changes: caches made by
@@ -302,13 +303,6 @@ impl Kind {
         match self {
             Kind::Ad => format!("{}\\{user}", samba::NETBIOS_DOMAIN),
             Kind::Ldap => user.to_owned(),
-        }
-    }
-
-    fn server_log(self) -> &'static str {
-        match self {
-            Kind::Ad => "log/samba.out",
-            Kind::Ldap => "log/slapd.out",
         }
     }
 
@@ -774,8 +768,7 @@ impl World {
 /// with this process (setpriv --pdeathsig), stopped on drop.
 struct Server {
     kind: Kind,
-    dir: PathBuf,
-    child: Option<Child>,
+    process: ServerProcess,
 }
 
 impl Server {
@@ -791,73 +784,21 @@ impl Server {
         if kind == Kind::Ad {
             ensure_loopback(kind.ip());
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(kind.server_log()))
-            .ctx(|| format!("opening the server log in {}", dir.display()));
-        let log2 = log.try_clone().ctx(|| "cloning a file handle".into());
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--pdeathsig", "KILL", "--"])
-            .arg(kind.script())
-            .arg("start")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let mut server = Server {
-            kind,
-            dir: dir.to_owned(),
-            child: Some(samba::spawn_from_immortal_thread(cmd)),
+        let process = match kind {
+            Kind::Ad => samba::server_process(dir, kind.ip(), READY_TIMEOUT),
+            Kind::Ldap => slapd::server_process(dir, kind.ip(), READY_TIMEOUT),
         };
-        server.wait_ready();
-        server
+        process.spawn_and_wait();
+        Server { kind, process }
     }
 
-    fn wait_ready(&mut self) {
-        let started = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                panic!(
-                    "the {} server in {} exited before answering ({status}); see {}",
-                    self.kind.name(),
-                    self.dir.display(),
-                    self.dir.join(self.kind.server_log()).display()
-                );
-            }
-            let probe = Command::new(self.kind.script())
-                .arg("probe")
-                .arg(&self.dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .ctx(|| "running the probe".into());
-            if probe.success() {
-                return;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "the {} server in {} did not answer LDAPS within {READY_TIMEOUT:?}",
-                self.kind.name(),
-                self.dir.display()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(child) = self.child.take() {
-            samba::terminate(child, &self.dir);
-        }
+    fn stop(&self) {
+        self.process.stop();
     }
 
     /// An OpenLDAP tool bound as the admin over LDAPS, certificate verified.
     fn tool(&self, tool: &str) -> Command {
-        admin_tool(self.kind, &self.dir, tool)
+        admin_tool(self.kind, self.process.dir(), tool)
     }
 
     /// `ldapadd`/`ldapmodify -c -f FILE`; panics with the tool's stderr on
@@ -873,12 +814,6 @@ impl Server {
             out.status,
             head(&String::from_utf8_lossy(&out.stderr), 40)
         );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -1019,7 +954,7 @@ fn seed(kind: Kind, world: &World, cache: &Cache, bin: &Path) -> serde_json::Val
             "provision",
         )
     });
-    let mut server = match kind {
+    let server = match kind {
         Kind::Ad => seed_samba(world, &server_dir, &work, &mut steps),
         Kind::Ldap => seed_slapd(world, &server_dir, &work, &mut steps),
     };

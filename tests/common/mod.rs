@@ -2,5 +2,6 @@
 
 pub mod proxy;
 pub mod samba;
+pub mod server_process;
 pub mod slapd;
 pub mod teamsync;

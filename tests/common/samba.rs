@@ -8,23 +8,22 @@
 //! holds the DC's folder, so whoever takes the address next removes what a
 //! dead owner left behind (the shared DC lives in a static, never dropped).
 //!
-//! The samba process dies with the test process, panics included: it runs in
-//! the foreground under `setpriv --pdeathsig KILL`, spawned by one thread that
-//! never exits (PR_SET_PDEATHSIG fires when the spawning *thread* exits).
+//! The samba process dies with the test process, panics included (see
+//! [`super::server_process`], which starts, probes and stops it).
 
 #![allow(dead_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::thread;
 use std::time::{Duration, Instant};
+
+use super::server_process::ServerProcess;
 
 pub const REALM: &str = "CORP.EXAMPLE.COM";
 pub const NETBIOS_DOMAIN: &str = "CORP";
@@ -47,8 +46,6 @@ pub const UAC_NORMAL_ACCOUNT: u32 = 0x200;
 
 const IP_RANGE: std::ops::RangeInclusive<u8> = 20..=250;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(100);
 
 /// A running (or deliberately stopped) throwaway DC.
 pub struct SambaDc {
@@ -59,7 +56,7 @@ pub struct SambaDc {
     admin_password_file: PathBuf,
     /// Held for the DC's life: the exclusive claim on `ip`.
     ip_lock: File,
-    samba: Mutex<Option<Child>>,
+    samba: ServerProcess,
 }
 
 impl SambaDc {
@@ -98,12 +95,12 @@ impl SambaDc {
             ca_file: dir.join("tls/ca.pem"),
             other_ca_file: dir.join("tls/other-ca.pem"),
             admin_password_file: dir.join("admin-password"),
+            samba: server_process(&dir, &ip, READY_TIMEOUT),
             dir,
             ip,
             ip_lock,
-            samba: Mutex::new(None),
         };
-        let ready = dc.spawn_and_wait();
+        let ready = dc.samba.spawn_and_wait();
         eprintln!(
             "samba-dc: {} provisioned in {:.1}s, answered LDAPS {:.1}s after start ({})",
             dc.ip,
@@ -205,9 +202,7 @@ impl SambaDc {
 
     /// The last lines samba wrote to its stdout/stderr, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("log/samba.out")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        self.samba.log_tail()
     }
 
     // ---- LDAP as Administrator over LDAPS -------------------------------
@@ -519,17 +514,13 @@ impl SambaDc {
     /// Stops samba (SIGTERM, SIGKILL after 10 s) and waits until it has
     /// exited: the DC then refuses connections. Never use on the shared DC.
     pub fn stop(&self) {
-        let child = self.lock_samba().take();
-        if let Some(child) = child {
-            terminate(child, &self.dir);
-        }
+        self.samba.stop();
     }
 
     /// Starts samba again (stopping it first if it runs) and waits until
     /// LDAPS answers.
     pub fn restart(&self) {
-        self.stop();
-        let ready = self.spawn_and_wait();
+        let ready = self.samba.restart();
         eprintln!(
             "samba-dc: {} restarted, answered LDAPS after {:.1}s",
             self.ip,
@@ -539,78 +530,7 @@ impl SambaDc {
 
     /// Whether the samba process is running.
     pub fn is_running(&self) -> bool {
-        match self.lock_samba().as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    fn lock_samba(&self) -> MutexGuard<'_, Option<Child>> {
-        // A panic while holding the lock leaves the Option consistent.
-        self.samba
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Spawns `samba-dc.sh start DIR` and polls `samba-dc.sh probe DIR`
-    /// until it succeeds; returns how long that took.
-    fn spawn_and_wait(&self) -> Duration {
-        let started = Instant::now();
-        let mut guard = self.lock_samba();
-        assert!(
-            guard.is_none(),
-            "samba already runs for {}",
-            self.dir.display()
-        );
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("log/samba.out"))
-            .unwrap_or_else(|err| {
-                panic!("cannot open samba's log in {}: {err}", self.dir.display())
-            });
-        let log2 = log
-            .try_clone()
-            .unwrap_or_else(|err| panic!("cannot clone a file handle: {err}"));
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--pdeathsig", "KILL", "--"])
-            .arg(script_path())
-            .arg("start")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = guard.insert(spawn_from_immortal_thread(cmd));
-
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                *guard = None;
-                panic!(
-                    "samba for {} exited before answering LDAPS ({status}); its output:\n{}",
-                    self.dir.display(),
-                    self.log_tail()
-                );
-            }
-            let probe = script()
-                .arg("probe")
-                .arg(&self.dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap_or_else(|err| panic!("cannot run samba-dc.sh probe: {err}"));
-            if probe.success() {
-                return started.elapsed();
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                panic!(
-                    "samba on {} did not answer LDAPS within {READY_TIMEOUT:?}; its output:\n{}",
-                    self.ip,
-                    self.log_tail()
-                );
-            }
-            thread::sleep(POLL);
-        }
+        self.samba.is_running()
     }
 
     /// Admin LDAP tool invocation over LDAPS that verifies the DC's certificate.
@@ -883,6 +803,19 @@ pub fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/samba-dc.sh")
 }
 
+/// The samba process of the DC provisioned in `dir`, not started yet. The
+/// benchmark waits longer for its big seeded DC than tests do for theirs.
+pub fn server_process(dir: &Path, ip: &str, ready_timeout: Duration) -> ServerProcess {
+    ServerProcess::new(
+        "samba",
+        script_path(),
+        dir,
+        ip,
+        "log/samba.out",
+        ready_timeout,
+    )
+}
+
 fn script() -> Command {
     let path = script_path();
     assert!(path.is_file(), "{} is missing", path.display());
@@ -925,65 +858,6 @@ pub fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Output
         Some(text) => panic!("{what} failed, {err}\ninput:\n{text}"),
         None => panic!("{what} failed, {err}"),
     })
-}
-
-/// Spawns `cmd` from a thread that never exits, so that `--pdeathsig` fires
-/// only when the whole test process goes away, not when the test thread
-/// that started the DC finishes.
-pub fn spawn_from_immortal_thread(cmd: Command) -> Child {
-    type Request = (Command, mpsc::Sender<io::Result<Child>>);
-    static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        thread::Builder::new()
-            .name("samba-dc-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-                // The sender lives in a static, so this is never reached; if
-                // it were, exiting would kill every samba spawned here.
-                loop {
-                    thread::park();
-                }
-            })
-            .unwrap_or_else(|err| panic!("cannot start the samba spawner thread: {err}"));
-        tx
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    let program = format!("{cmd:?}");
-    spawner
-        .send((cmd, reply_tx))
-        .unwrap_or_else(|err| panic!("the samba spawner thread is gone: {err}"));
-    reply_rx
-        .recv()
-        .unwrap_or_else(|err| panic!("the samba spawner thread did not answer: {err}"))
-        .unwrap_or_else(|err| panic!("cannot spawn {program} (setpriv is in util-linux): {err}"))
-}
-
-/// SIGTERM, then SIGKILL if samba has not exited after [`STOP_TIMEOUT`].
-pub fn terminate(mut child: Child, dir: &Path) -> ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            _ => {
-                eprintln!(
-                    "samba-dc: samba for {} ignored SIGTERM; killing it",
-                    dir.display()
-                );
-                let _ = child.kill();
-                return child.wait().unwrap_or_else(|err| {
-                    panic!("cannot reap samba for {}: {err}", dir.display())
-                });
-            }
-        }
-    }
 }
 
 fn lock_path(n: u8) -> PathBuf {

@@ -7,9 +7,9 @@
 //! same pool of loopback addresses 127.0.0.N reserved by `flock` on
 //! `/tmp/teamsync-dc-ip-N.lock` (so Samba DCs and slapds never collide, and
 //! a folder a dead owner left behind is removed by whoever takes the address
-//! next: slapd folders are named `/tmp/teamsync-dc-slapd-*` for that), the
-//! same never-exiting spawner thread and `setpriv --pdeathsig KILL`, so slapd
-//! dies with the test process.
+//! next: slapd folders are named `/tmp/teamsync-dc-slapd-*` for that), and
+//! the same process control ([`super::server_process`]), so slapd dies with
+//! the test process.
 //!
 //! What the server does (see `scripts/slapd.sh`): overlays memberof
 //! (memberOf on direct members of `groupOfNames` only, not of
@@ -28,18 +28,18 @@
 
 #![allow(dead_code)]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::thread;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::samba::{
     self, LdapToolError, child_dn, claim_ip, ldif_line, ldif_strings, parent_dn, run, run_checked,
-    spawn_from_immortal_thread, sweep_stale_dcs, terminate,
+    sweep_stale_dcs,
 };
+use super::server_process::ServerProcess;
 
 // Re-exported for tests that use only this harness.
 #[allow(unused_imports)]
@@ -62,7 +62,6 @@ pub const USER_PASSWORD: &str = "Secret-pw-1";
 pub const SIZE_LIMIT: usize = 500;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
 
 /// A running (or deliberately stopped) throwaway slapd.
 pub struct Slapd {
@@ -73,7 +72,7 @@ pub struct Slapd {
     admin_password_file: PathBuf,
     /// Held for the server's life: the exclusive claim on `ip`.
     ip_lock: File,
-    slapd: Mutex<Option<Child>>,
+    slapd: ServerProcess,
 }
 
 impl Slapd {
@@ -115,12 +114,12 @@ impl Slapd {
             ca_file: dir.join("tls/ca.pem"),
             other_ca_file: dir.join("tls/other-ca.pem"),
             admin_password_file: dir.join("admin-password"),
+            slapd: server_process(&dir, &ip, READY_TIMEOUT),
             dir,
             ip,
             ip_lock,
-            slapd: Mutex::new(None),
         };
-        let ready = server.spawn_and_wait();
+        let ready = server.slapd.spawn_and_wait();
         eprintln!(
             "slapd: {} provisioned in {:.2}s, answered LDAPS {:.2}s after start ({})",
             server.ip,
@@ -226,9 +225,7 @@ impl Slapd {
     /// The last lines slapd wrote to its stdout/stderr, for failure messages
     /// (quiet unless started with `TEAMSYNC_SLAPD_DEBUG=stats` or similar).
     pub fn log_tail(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("log/slapd.out")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        self.slapd.log_tail()
     }
 
     // ---- LDAP as the rootdn over LDAPS ----------------------------------
@@ -619,7 +616,7 @@ impl Slapd {
             None,
             "slapd.sh bulk",
         );
-        self.spawn_and_wait();
+        self.slapd.spawn_and_wait();
     }
 
     // ---- Process control ------------------------------------------------
@@ -628,17 +625,13 @@ impl Slapd {
     /// exited: the server then refuses connections. Never use on the shared
     /// server.
     pub fn stop(&self) {
-        let child = self.lock_slapd().take();
-        if let Some(child) = child {
-            terminate(child, &self.dir);
-        }
+        self.slapd.stop();
     }
 
     /// Starts slapd again (stopping it first if it runs) and waits until
     /// LDAPS answers. The data survives.
     pub fn restart(&self) {
-        self.stop();
-        let ready = self.spawn_and_wait();
+        let ready = self.slapd.restart();
         eprintln!(
             "slapd: {} restarted, answered LDAPS after {:.2}s",
             self.ip,
@@ -648,78 +641,7 @@ impl Slapd {
 
     /// Whether the slapd process is running.
     pub fn is_running(&self) -> bool {
-        match self.lock_slapd().as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    fn lock_slapd(&self) -> MutexGuard<'_, Option<Child>> {
-        // A panic while holding the lock leaves the Option consistent.
-        self.slapd
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Spawns `slapd.sh start DIR` and polls `slapd.sh probe DIR` until it
-    /// succeeds; returns how long that took.
-    fn spawn_and_wait(&self) -> Duration {
-        let started = Instant::now();
-        let mut guard = self.lock_slapd();
-        assert!(
-            guard.is_none(),
-            "slapd already runs for {}",
-            self.dir.display()
-        );
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("log/slapd.out"))
-            .unwrap_or_else(|err| {
-                panic!("cannot open slapd's log in {}: {err}", self.dir.display())
-            });
-        let log2 = log
-            .try_clone()
-            .unwrap_or_else(|err| panic!("cannot clone a file handle: {err}"));
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--pdeathsig", "KILL", "--"])
-            .arg(script_path())
-            .arg("start")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = guard.insert(spawn_from_immortal_thread(cmd));
-
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                *guard = None;
-                panic!(
-                    "slapd for {} exited before answering LDAPS ({status}); its output:\n{}",
-                    self.dir.display(),
-                    self.log_tail()
-                );
-            }
-            let probe = script()
-                .arg("probe")
-                .arg(&self.dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap_or_else(|err| panic!("cannot run slapd.sh probe: {err}"));
-            if probe.success() {
-                return started.elapsed();
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                panic!(
-                    "slapd on {} did not answer LDAPS within {READY_TIMEOUT:?}; its output:\n{}",
-                    self.ip,
-                    self.log_tail()
-                );
-            }
-            thread::sleep(POLL);
-        }
+        self.slapd.is_running()
     }
 
     /// Rootdn LDAP tool invocation over LDAPS that verifies the certificate.
@@ -829,6 +751,19 @@ fn head(ldif: &str) -> String {
 
 pub fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slapd.sh")
+}
+
+/// The slapd process of the server provisioned in `dir`, not started yet.
+/// The benchmark waits longer for its big seeded server than tests do.
+pub fn server_process(dir: &Path, ip: &str, ready_timeout: Duration) -> ServerProcess {
+    ServerProcess::new(
+        "slapd",
+        script_path(),
+        dir,
+        ip,
+        "log/slapd.out",
+        ready_timeout,
+    )
 }
 
 fn script() -> Command {
