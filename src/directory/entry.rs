@@ -136,9 +136,9 @@ pub fn text_values<'a>(entry: &'a SearchEntry, name: &str) -> Vec<Cow<'a, str>> 
 
 /// Every value of a text attribute.
 pub fn texts(entry: &SearchEntry, name: &str) -> Vec<String> {
-    raw_values(entry, name)
+    text_values(entry, name)
         .into_iter()
-        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .map(Cow::into_owned)
         .collect()
 }
 

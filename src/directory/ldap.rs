@@ -71,11 +71,10 @@ impl GroupIndex {
     /// Moves the member lists into the index: each member DN is kept once,
     /// as a key, not once per group listing it as well.
     fn new(mut groups: Vec<Group>) -> GroupIndex {
-        let mut by_dn = HashMap::new();
         let mut containing: HashMap<String, Vec<usize>> = HashMap::new();
         let mut containing_uid: HashMap<String, Vec<usize>> = HashMap::new();
+        let dns: Vec<String> = groups.iter().map(|group| normalise_dn(&group.dn)).collect();
         for (index, group) in groups.iter_mut().enumerate() {
-            by_dn.insert(normalise_dn(&group.dn), index);
             for member in std::mem::take(&mut group.members) {
                 containing.entry(member).or_default().push(index);
             }
@@ -86,15 +85,11 @@ impl GroupIndex {
                     .push(index);
             }
         }
-        let parents = groups
+        let parents = dns
             .iter()
-            .map(|group| {
-                containing
-                    .get(&normalise_dn(&group.dn))
-                    .cloned()
-                    .unwrap_or_default()
-            })
+            .map(|dn| containing.get(dn).cloned().unwrap_or_default())
             .collect();
+        let by_dn = dns.into_iter().enumerate().map(|(i, dn)| (dn, i)).collect();
         GroupIndex {
             groups,
             by_dn,

@@ -56,10 +56,12 @@ impl GroupScope {
     }
 
     pub fn keeps(&self, id: &ObjectId) -> bool {
-        match (&self.only, id) {
-            (None, _) => true,
-            (Some((sids, _)), ObjectId::Sid(sid)) => sids.contains(sid),
-            (Some((_, uuids)), ObjectId::Uuid(uuid)) => uuids.contains(uuid),
+        match id {
+            ObjectId::Sid(sid) => self.keeps_sid(sid),
+            ObjectId::Uuid(uuid) => self
+                .only
+                .as_ref()
+                .is_none_or(|(_, uuids)| uuids.contains(uuid)),
         }
     }
 
